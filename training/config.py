@@ -1,0 +1,94 @@
+"""Training options: defaults, a TOML file, then command-line flags, each overriding the one before."""
+
+import dataclasses
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ganforge.errors import InputError
+
+DEFAULT_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass
+class TrainConfig:
+    """Every option that changes what a training run computes."""
+
+    name: str = "fashion-mnist-dcgan"
+    dataset: str = "fashion-mnist"
+    data_dir: Path | None = None
+    limit: int | None = None
+    image_size: int = 28
+    channels: int = 1
+    latent_dim: int = 100
+    width: int = 64
+    batch_size: int = 128
+    epochs: int = 10
+    learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    seed: int = 0
+    checkpoint_every: int = 0
+    max_steps: int | None = None
+    keep_checkpoints: int = 3
+    log_every: int = 20
+    grid_size: int = 64
+    run_dir: Path = Path("runs/fashion-mnist-dcgan")
+
+    def validate(self) -> None:
+        """Raise InputError naming the first option with an invalid value."""
+        positive = ("latent_dim", "width", "batch_size", "epochs", "image_size", "grid_size", "keep_checkpoints", "log_every")
+        for option in positive:
+            if getattr(self, option) < 1:
+                raise InputError(f"invalid {option.replace('_', '-')} {getattr(self, option)}: use a positive integer")
+        if self.limit is not None and self.limit < 1:
+            raise InputError(f"invalid limit {self.limit}: use a positive number of images")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError(f"invalid max-steps {self.max_steps}: use a positive step count")
+        if self.checkpoint_every < 0:
+            raise InputError(f"invalid checkpoint-every {self.checkpoint_every}: use 0 or a positive step count")
+        if not 0 < self.learning_rate < 1:
+            raise InputError(f"invalid learning-rate {self.learning_rate}: use a value in (0, 1)")
+        if self.dataset not in ("fashion-mnist", "folder"):
+            raise InputError(f"invalid dataset {self.dataset!r}: use 'fashion-mnist' or 'folder'")
+        if self.dataset == "folder" and self.data_dir is None:
+            raise InputError("dataset 'folder' needs --data-dir pointing to a folder of images")
+        if self.image_size % 4 != 0:
+            raise InputError(f"invalid image-size {self.image_size}: the DCGAN upsamples twice, so use a multiple of 4")
+        if self.channels not in (1, 3):
+            raise InputError(f"invalid channels {self.channels}: use 1 (grayscale) or 3 (RGB)")
+
+    def to_json(self) -> dict:
+        """Return the options as JSON-ready values."""
+        values = dataclasses.asdict(self)
+        return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
+
+
+_PATH_FIELDS = {"data_dir", "run_dir"}
+
+
+def _apply(config: TrainConfig, values: dict, source: str) -> None:
+    known = {field.name for field in dataclasses.fields(TrainConfig)}
+    for key, value in values.items():
+        attribute = key.replace("-", "_")
+        if attribute not in known:
+            raise InputError(f"unknown option {key!r} in {source}; known options: {', '.join(sorted(known))}")
+        if value is None:
+            continue
+        setattr(config, attribute, Path(value) if attribute in _PATH_FIELDS else value)
+
+
+def load_config(path: Path | None, overrides: dict) -> TrainConfig:
+    """Build a TrainConfig from the defaults, the TOML file at `path`, then `overrides` (None values skipped)."""
+    config = TrainConfig()
+    if path is not None:
+        try:
+            values = tomllib.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise InputError(f"config file not found: {path}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise InputError(f"invalid TOML in config file {path}: {error}") from None
+        _apply(config, values, str(path))
+
+    _apply(config, overrides, "the command line")
+    config.validate()
+    return config

@@ -1,0 +1,225 @@
+"""Export a Keras generator to a model repository folder: generator.h5, generator.onnx and model.json.
+
+The folder is assembled under a hidden temporary name inside the repository and renamed into
+place, so the service's registry never sees half a model.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+import tf2onnx
+
+from ganforge.errors import InputError
+from ganforge.naming import model_name_problem
+from training.run import write_json_atomic
+
+logger = logging.getLogger(__name__)
+
+PARITY_TOLERANCE = 1e-4
+INPUT_NAME = "z"
+OUTPUT_NAME = "image"
+
+
+def load_generator(h5_path: Path):
+    """Load a generator from HDF5 with Keras 3, falling back to tf_keras for files saved by tf.keras 2.
+
+    Keras 3 rejects many tf.keras 2 layer configs (Conv2DTranspose's `groups`, for one).
+    """
+    import keras
+
+    if not Path(h5_path).is_file():
+        raise InputError(f"generator file not found: {h5_path}")
+    try:
+        return keras.models.load_model(h5_path, compile=False)
+    except Exception as keras3_error:  # noqa: BLE001 - Keras raises TypeError, ValueError and others here.
+        logger.info("Keras 3 cannot load %s (%s); trying tf_keras", h5_path, keras3_error)
+
+    import tf_keras
+
+    try:
+        return tf_keras.models.load_model(h5_path, compile=False)
+    except Exception as error:  # noqa: BLE001 - as above, for tf_keras.
+        raise InputError(f"cannot load a Keras model from {h5_path}: {error}") from None
+
+
+def generator_shapes(model) -> tuple[int, list[int]]:
+    """Return (latent_dim, [H, W, C]) of a generator, or raise InputError when it is not z -> image."""
+    input_shape = tuple(model.inputs[0].shape)
+    output_shape = tuple(model.outputs[0].shape)
+    if len(model.inputs) != 1 or len(input_shape) != 2 or input_shape[1] is None:
+        raise InputError(f"a generator takes one latent vector [batch, latent_dim]; this model takes {input_shape}")
+    if len(model.outputs) != 1 or len(output_shape) != 4 or None in output_shape[1:]:
+        raise InputError(f"a generator returns images [batch, H, W, C]; this model returns {output_shape}")
+    return int(input_shape[1]), [int(size) for size in output_shape[1:]]
+
+
+def convert_to_onnx(model, latent_dim: int, output_path: Path, opset: int) -> None:
+    """Convert the generator in inference mode to ONNX with input `z` and output `image`.
+
+    tf2onnx's from_keras fails on Keras 3 models, so the model is wrapped in a tf.function
+    and converted with from_function; returning a dict names the output.
+    """
+    signature = (tf.TensorSpec([None, latent_dim], tf.float32, name=INPUT_NAME),)
+
+    @tf.function(input_signature=signature)
+    def generate(z):
+        return {OUTPUT_NAME: model(z, training=False)}
+
+    tf2onnx.convert.from_function(generate, input_signature=signature, opset=opset, output_path=str(output_path))
+
+
+def check_parity(model, onnx_path: Path, latent_dim: int, seed: int = 0, count: int = 8) -> float | None:
+    """Return the max absolute difference between Keras and ONNX Runtime on fixed latent vectors.
+
+    Returns None when onnxruntime is not installed; raises RuntimeError above PARITY_TOLERANCE.
+    """
+    try:
+        import onnxruntime
+    except ModuleNotFoundError:
+        logger.warning("onnxruntime is not installed; skipping the Keras/ONNX parity check of %s", onnx_path)
+        return None
+
+    z = np.random.default_rng(seed).standard_normal((count, latent_dim)).astype(np.float32)
+    expected = np.asarray(model(z, training=False))
+    session = onnxruntime.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    actual = session.run([OUTPUT_NAME], {INPUT_NAME: z})[0]
+    difference = float(np.max(np.abs(actual - expected)))
+    if difference > PARITY_TOLERANCE:
+        raise RuntimeError(f"ONNX output differs from Keras by {difference:.2e} (> {PARITY_TOLERANCE:.0e}) on {onnx_path}")
+    return difference
+
+
+def file_sha256(path: Path) -> str:
+    """Return the hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def next_version(models_dir: Path, name: str) -> int:
+    """Return one more than the highest integer version folder of `name`, or 1."""
+    versions = [int(entry.name) for entry in (models_dir / name).glob("*") if entry.is_dir() and entry.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _validate_target(models_dir: Path, name: str, version: int, overwrite: bool) -> Path:
+    if (problem := model_name_problem(name)) is not None:
+        raise InputError(problem)
+    if version < 1:
+        raise InputError(f"invalid model version {version}: use a positive integer")
+    target = models_dir / name / str(version)
+    if target.exists() and not overwrite:
+        raise InputError(f"model {name} version {version} already exists in {models_dir}; pass --overwrite or another --version")
+    return target
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if not target.exists():
+        os.rename(staging, target)
+        return
+
+    # Replace an existing version with two renames; the old folder is removed only after the new one is in place.
+    retired = target.parent / f".retired-{target.name}-{os.getpid()}"
+    os.rename(target, retired)
+    os.rename(staging, target)
+    shutil.rmtree(retired)
+
+
+def export_generator(
+    h5_path: Path,
+    models_dir: Path,
+    name: str,
+    version: int | None = None,
+    metadata: dict | None = None,
+    overwrite: bool = False,
+    opset: int = 17,
+) -> Path:
+    """Export the generator in `h5_path` to models_dir/name/version and return that folder.
+
+    `metadata` adds to model.json (dataset, training_steps, epochs); the shapes come from the model.
+    """
+    models_dir = Path(models_dir)
+    models_dir.mkdir(parents=True, exist_ok=True)
+    version = version if version is not None else next_version(models_dir, name)
+    target = _validate_target(models_dir, name, version, overwrite)
+
+    model = load_generator(h5_path)
+    latent_dim, image_shape = generator_shapes(model)
+    staging = Path(tempfile.mkdtemp(prefix=f".export-{name}-{version}-", dir=models_dir))
+    try:
+        shutil.copyfile(h5_path, staging / "generator.h5")
+        convert_to_onnx(model, latent_dim, staging / "generator.onnx", opset)
+        difference = check_parity(model, staging / "generator.onnx", latent_dim)
+        record = {
+            "dataset": "unknown",
+            "training_steps": 0,
+            "epochs": 0,
+            **(metadata or {}),
+            "name": name,
+            "version": version,
+            "latent_dim": latent_dim,
+            "image_shape": image_shape,
+            "value_range": [-1.0, 1.0],
+            "input_name": INPUT_NAME,
+            "output_name": OUTPUT_NAME,
+            "onnx_opset": opset,
+            "parity_max_abs_diff": difference,
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "source_sha256": file_sha256(h5_path),
+            "tensorflow_version": tf.__version__,
+            "tf2onnx_version": tf2onnx.__version__,
+        }
+        write_json_atomic(staging / "model.json", record)
+        _move_into_place(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    logger.info("exported %s version %d to %s (parity %s)", name, version, target, difference)
+    return target
+
+
+def _metadata_from_run(run_dir: Path | None) -> dict:
+    if run_dir is None or not (run_dir / "run.json").is_file():
+        return {}
+    run = json.loads((run_dir / "run.json").read_text())
+    return {
+        "dataset": run.get("dataset", "unknown"),
+        "training_steps": run.get("training_steps", 0),
+        "epochs": run.get("epochs_completed", 0),
+        "training_wall_time_s": run.get("wall_time_s"),
+        "run_name": run.get("name"),
+    }
+
+
+def export_from_run(
+    run_dir: Path | None,
+    h5_path: Path | None,
+    models_dir: Path,
+    name: str | None = None,
+    version: int | None = None,
+    overwrite: bool = False,
+    opset: int = 17,
+) -> Path:
+    """Export a training run's generator (or a given .h5), taking the name and metadata from run.json."""
+    if run_dir is None and h5_path is None:
+        raise InputError("nothing to export: pass --run-dir (a training run folder) or --h5 (a generator file)")
+    if run_dir is not None and not run_dir.is_dir():
+        raise InputError(f"run folder not found: {run_dir}")
+
+    h5_path = h5_path or run_dir / "generator.h5"
+    metadata = _metadata_from_run(run_dir)
+    name = name or metadata.pop("run_name", None) or Path(h5_path).stem
+    metadata.pop("run_name", None)
+    return export_generator(h5_path, models_dir, name, version, metadata, overwrite, opset)

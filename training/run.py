@@ -1,0 +1,180 @@
+"""A whole training run: data, nets, checkpoints, monitoring, and generator.h5 with its run.json."""
+
+import json
+import logging
+import math
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from tqdm import tqdm
+
+from ganforge.errors import InputError
+from training.callbacks import SampleGrid, TensorBoardLogger
+from training.checkpoints import CheckpointStore
+from training.config import TrainConfig
+from training.data import load_training_images, make_dataset, steps_per_epoch
+from training.models import build_discriminator, build_generator
+from training.trainer import GANTrainer
+
+logger = logging.getLogger(__name__)
+
+# Options that may differ between a run and its resumption; every other option must match.
+_RESUMABLE_OPTIONS = {"epochs", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "run_dir", "data_dir"}
+
+
+def write_json_atomic(path: Path, values: dict) -> None:
+    """Write `values` as JSON through a temporary file, so a reader never sees half a file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)
+
+
+def save_generator(generator: keras.Model, path: Path) -> None:
+    """Save the generator as HDF5 through a temporary file; Keras requires the .h5 suffix on both."""
+    partial = path.with_name(path.stem + ".partial.h5")
+    generator.save(partial)
+    os.replace(partial, path)
+
+
+def _check_run_dir(config: TrainConfig, resume: bool) -> None:
+    saved_config = config.run_dir / "config.json"
+    has_checkpoint = tf.train.latest_checkpoint(str(config.run_dir / "checkpoints")) is not None
+    if resume and not has_checkpoint:
+        raise InputError(f"no checkpoint to resume in {config.run_dir / 'checkpoints'}; drop --resume to start a new run")
+    if not resume and has_checkpoint:
+        raise InputError(f"run folder {config.run_dir} already has checkpoints; pass --resume or choose another --run-dir")
+    if not resume or not saved_config.is_file():
+        return
+
+    saved = json.loads(saved_config.read_text())
+    current = config.to_json()
+    for option, value in saved.items():
+        if option not in _RESUMABLE_OPTIONS and current.get(option) != value:
+            raise InputError(
+                f"cannot resume with {option.replace('_', '-')}={current.get(option)!r}: "
+                f"the run in {config.run_dir} was started with {value!r}"
+            )
+
+
+def _previous_wall_time(run_dir: Path) -> float:
+    run_json = run_dir / "run.json"
+    if not run_json.is_file():
+        return 0.0
+    return float(json.loads(run_json.read_text()).get("wall_time_s", 0.0))
+
+
+class _Run:
+    """The objects of one training run, built from its configuration."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        keras.utils.set_random_seed(config.seed)
+        self.config = config
+        self.images = load_training_images(config)
+        self.steps_per_epoch = steps_per_epoch(len(self.images), config.batch_size)
+        generator = build_generator(config.latent_dim, config.image_size, config.channels, config.width)
+        discriminator = build_discriminator(config.image_size, config.channels, config.width)
+        self.trainer = GANTrainer(generator, discriminator, config.learning_rate, config.beta_1, config.seed)
+        self.checkpoints = CheckpointStore(
+            config.run_dir / "checkpoints", config.keep_checkpoints, **self.trainer.trackables()
+        )
+        self.tensorboard = TensorBoardLogger(config.run_dir / "logs", config.log_every)
+        self.samples = SampleGrid(config.latent_dim, config.grid_size, config.seed, config.run_dir / "samples")
+
+    @property
+    def step(self) -> int:
+        return int(self.trainer.step.numpy())
+
+    @property
+    def last_step(self) -> int:
+        total = self.steps_per_epoch * self.config.epochs
+        return min(total, self.config.max_steps) if self.config.max_steps else total
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Train from the current step to the end of `epoch` (or to max_steps) and return the last losses."""
+        skip = self.step - epoch * self.steps_per_epoch
+        dataset = make_dataset(self.images, self.config.batch_size, self.config.seed, epoch, skip)
+        remaining = min(self.steps_per_epoch, self.last_step - epoch * self.steps_per_epoch) - skip
+        logs: dict[str, float] = {}
+        progress = tqdm(
+            dataset.take(remaining),
+            total=self.steps_per_epoch,
+            initial=skip,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            unit="step",
+            mininterval=1.0,
+        )
+        for batch in progress:
+            logs = self.trainer.train_step(batch)
+            if not all(math.isfinite(value) for value in logs.values()):
+                raise RuntimeError(f"training diverged at step {self.step}: losses {logs}")
+            progress.set_postfix({name: f"{value:.3f}" for name, value in logs.items()}, refresh=False)
+            self.tensorboard.on_step_end(self.step, logs)
+            if self.config.checkpoint_every and self.step % self.config.checkpoint_every == 0:
+                self.checkpoints.save(self.step)
+        progress.close()
+        return logs
+
+    def finish_epoch(self, epoch: int) -> None:
+        """Write the sample grid, TensorBoard images, a checkpoint and generator.h5 after an epoch."""
+        grid = self.samples.render(self.trainer.generator)
+        self.samples.save(grid, epoch + 1)
+        self.tensorboard.on_epoch_end(epoch + 1, self.step, grid)
+        if self.checkpoints.latest is None or not self.checkpoints.latest.endswith(f"-{self.step}"):
+            self.checkpoints.save(self.step)
+        save_generator(self.trainer.generator, self.config.run_dir / "generator.h5")
+
+
+def _run_record(run: _Run, logs: dict, wall_time: float) -> dict:
+    config = run.config
+    return {
+        "name": config.name,
+        "dataset": config.dataset,
+        "image_count": len(run.images),
+        "image_shape": [config.image_size, config.image_size, config.channels],
+        "latent_dim": config.latent_dim,
+        "training_steps": run.step,
+        "epochs_completed": round(run.step / run.steps_per_epoch, 3),
+        "steps_per_epoch": run.steps_per_epoch,
+        "final_losses": logs,
+        "wall_time_s": round(wall_time, 1),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+        "config": config.to_json(),
+    }
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) the run in `config.run_dir` and return what it wrote to run.json."""
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    _check_run_dir(config, resume)
+    started = time.monotonic()
+    wall_before = _previous_wall_time(config.run_dir) if resume else 0.0
+
+    run = _Run(config)
+    if resume:
+        run.checkpoints.restore_latest()
+        logger.info("resuming %s at step %d", config.name, run.step)
+    else:
+        write_json_atomic(config.run_dir / "config.json", config.to_json())
+
+    logs: dict[str, float] = {}
+    first_epoch = run.step // run.steps_per_epoch
+    for epoch in range(first_epoch, math.ceil(run.last_step / run.steps_per_epoch)):
+        logs = run.train_epoch(epoch)
+        run.finish_epoch(epoch)
+        logger.info("epoch %d done at step %d: %s", epoch + 1, run.step, logs)
+
+    if not (config.run_dir / "generator.h5").is_file():
+        save_generator(run.trainer.generator, config.run_dir / "generator.h5")
+    run.tensorboard.close()
+
+    record = _run_record(run, logs, wall_before + time.monotonic() - started)
+    write_json_atomic(config.run_dir / "run.json", record)
+    logger.info("run %s finished at step %d; generator in %s", config.name, run.step, config.run_dir / "generator.h5")
+    return record
