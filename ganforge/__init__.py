@@ -1,6 +1,6 @@
 """ganforge: train image GANs with Keras, measure them, and serve them with ONNX Runtime.
 
-This package holds the pieces that every part shares and that need neither
+This package contains the pieces that every part shares and that need neither
 TensorFlow nor ONNX Runtime: image decoding, image grids and PNG encoding,
 and the `ganforge` command line.
 """

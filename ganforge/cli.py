@@ -6,7 +6,6 @@ works in an environment without TensorFlow.
 
 import argparse
 import logging
-import os
 import sys
 from pathlib import Path
 
@@ -15,6 +14,23 @@ from ganforge.errors import InputError
 logger = logging.getLogger(__name__)
 
 EXIT_INPUT_ERROR = 2
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser that reports a usage error in one line, without the usage text."""
+
+    def error(self, message: str):
+        self.exit(EXIT_INPUT_ERROR, f"{self.prog}: error: {message}; see {self.prog.split()[0]} --help\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}: use an integer from 1 to 65535") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"invalid port {port}: use an integer from 1 to 65535")
+    return port
 
 
 def _add_train_parser(subparsers) -> None:
@@ -50,8 +66,8 @@ def _add_export_parser(subparsers) -> None:
 def _add_serve_parser(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="serve the models in a model repository over HTTP")
     parser.add_argument("--models-dir", type=Path, help="model repository folder (default: GANFORGE_MODELS_DIR or ./models)")
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"), help="address to bind")
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")), help="TCP port to bind")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
+    parser.add_argument("--port", type=_port, help="TCP port to bind (default: PORT or 8000)")
     parser.add_argument(
         "--providers",
         help="comma-separated ONNX Runtime execution providers in order of preference, "
@@ -60,7 +76,7 @@ def _add_serve_parser(subparsers) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ganforge", description="Train, export and serve image GANs.")
+    parser = _OneLineParser(prog="ganforge", description="Train, export and serve image GANs.")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     subparsers = parser.add_subparsers(dest="command", required=True)
     _add_train_parser(subparsers)
@@ -91,7 +107,8 @@ def _run_serve(args) -> None:
     if args.providers is not None:
         settings.providers = Settings.parse_providers(args.providers)
     settings.host = args.host
-    settings.port = args.port
+    if args.port is not None:
+        settings.port = args.port
     run_server(settings)
 
 

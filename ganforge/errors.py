@@ -4,5 +4,5 @@
 class InputError(Exception):
     """Invalid user input: a missing path, an out-of-range option, a malformed file.
 
-    The message names the value and says how to fix it.
+    The message names the value and the fix.
     """

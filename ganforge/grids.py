@@ -20,7 +20,7 @@ def to_uint8(images: np.ndarray, value_range: tuple[float, float] = (-1.0, 1.0))
 
 
 def grid_columns(count: int) -> int:
-    """Return the column count of the most square grid that holds `count` images."""
+    """Return the column count of the most square grid that fits `count` images."""
     return max(1, math.ceil(math.sqrt(count)))
 
 
@@ -53,7 +53,7 @@ def make_grid(images: np.ndarray, columns: int | None = None, padding: int = 2) 
 def encode_png(image: np.ndarray) -> bytes:
     """Encode one uint8 image [H, W, C] with 1, 3 or 4 channels as PNG bytes.
 
-    The encoding holds no timestamp, so equal pixels give equal bytes.
+    The encoding contains no timestamp, so equal pixels give equal bytes.
     """
     if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] not in _PNG_MODES:
         raise ValueError(f"expected a uint8 image [H, W, 1|3|4], got {image.dtype} {image.shape}")

@@ -4,13 +4,14 @@ Conversion rules, applied in this order to every decodable file:
 
 1. EXIF orientation is applied.
 2. 16-bit and 32-bit integer grayscale ("I;16", "I") is scaled from [0, 65535] to [0, 255];
-   floating-point grayscale ("F") is read as [0, 1].
+   floating-point grayscale ("F") is read as [0, 1], with NaN as 0.
 3. Transparency (RGBA, LA, or a palette with a transparent colour) is composited onto black,
    the background of Fashion-MNIST-like data.
 4. The image is converted to RGB (3 channels) or to ITU-R 601-2 luma (1 channel).
 5. The image is resized to the requested size with Lanczos filtering when its size differs.
 
-Files that cannot be decoded are skipped with one warning each, or raise in strict mode.
+Files that cannot be decoded (empty, truncated, not an image, a dangling link, or larger than Pillow's
+decompression-bomb limit) are skipped with one warning each, or raise in strict mode.
 """
 
 import logging
@@ -57,7 +58,7 @@ def _scale_high_bit_depth(image: Image.Image) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I"):
         pixels = np.asarray(image, dtype=np.float64) * (255.0 / 65535.0)
     elif image.mode == "F":
-        pixels = np.asarray(image, dtype=np.float64) * 255.0
+        pixels = np.nan_to_num(np.asarray(image, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0) * 255.0
     else:
         return image
     return Image.fromarray(np.rint(np.clip(pixels, 0, 255)).astype(np.uint8), mode="L")
@@ -94,13 +95,13 @@ def convert_image(image: Image.Image, size: tuple[int, int], channels: int) -> n
 
 def load_image(path: Path, size: tuple[int, int], channels: int) -> np.ndarray:
     """Decode one file and convert it; raise ImageDecodeError naming the file when it cannot be decoded."""
-    if path.stat().st_size == 0:
-        raise ImageDecodeError(f"{path}: cannot decode image (the file is empty)")
     try:
+        if path.stat().st_size == 0:
+            raise ImageDecodeError(f"{path}: cannot decode image (the file is empty)")
         with Image.open(path) as image:
             image.load()
             return convert_image(image, size, channels)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         reason = str(error) or type(error).__name__
         raise ImageDecodeError(f"{path}: cannot decode image ({reason})") from error
 

@@ -148,3 +148,26 @@ def test_folder_dataset_without_images(tmp_path):
 
     with pytest.raises(InputError, match="no decodable training images"):
         load_training_images(config)
+
+
+def test_dangling_link_is_skipped(tmp_path):
+    from PIL import Image
+
+    Image.new("L", (8, 8), 200).save(tmp_path / "good.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "missing.png")
+
+    result = load_image_folder(tmp_path, (8, 8), channels=1)
+
+    assert [path.name for path in result.files] == ["good.png"]
+    assert [path.name for path, _ in result.skipped] == ["dangling.png"]
+
+
+def test_decompression_bomb_is_skipped(tmp_path):
+    from PIL import Image
+
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+
+    result = load_image_folder(tmp_path, (8, 8), channels=1)
+
+    assert result.files == []
+    assert "exceeds limit" in result.skipped[0][1]

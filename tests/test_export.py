@@ -145,6 +145,9 @@ def test_legacy_tf_keras_h5_matches_expected(tmp_path):
         (["--h5", "x.h5", "--name", "bad name"], "invalid model name 'bad name'"),
         (["--h5", "x.h5", "--version", "0"], "invalid model version 0"),
         ([], "nothing to export"),
+        (["--h5", "x.h5", "--opset", "5"], "invalid opset 5"),
+        (["--h5", "x.h5", "--name", "ok\n"], "invalid model name 'ok\\n'"),
+        (["--h5", "x.h5", "--version", str(10**18)], "invalid model version 1000000000000000000"),
     ],
 )
 def test_export_cli_rejects_bad_input(tmp_path, arguments, message):
@@ -155,3 +158,35 @@ def test_export_cli_rejects_bad_input(tmp_path, arguments, message):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("ganforge export: error:")]
     assert len(error_lines) == 1
     assert message in error_lines[0]
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_supported_opsets_export(generator_h5, tmp_path, opset):
+    folder = export_generator(generator_h5, tmp_path, "tiny", opset=opset)
+
+    assert json.loads((folder / "model.json").read_text())["onnx_opset"] == opset
+    assert run_onnx(folder, np.zeros((2, 16), np.float32)).shape == (2, 28, 28, 1)
+
+
+def test_models_dir_that_is_a_file(generator_h5, tmp_path):
+    (tmp_path / "afile").write_text("")
+
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        export_generator(generator_h5, tmp_path / "afile", "tiny")
+
+
+def test_garbage_run_json(generator_h5, tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "generator.h5").write_bytes(generator_h5.read_bytes())
+    (run_dir / "run.json").write_text("{not json")
+
+    with pytest.raises(InputError, match="cannot read .*run.json"):
+        export_from_run(run_dir, None, tmp_path / "models")
+
+
+def test_odd_version_folders_are_ignored(generator_h5, tmp_path):
+    for odd in ("\u00b2", "007", "latest"):
+        (tmp_path / "tiny" / odd).mkdir(parents=True)
+
+    assert export_generator(generator_h5, tmp_path, "tiny").name == "1"

@@ -147,6 +147,8 @@ def test_config_unknown_option(tmp_path):
         (["--epochs", "0"], "invalid epochs 0"),
         (["--dataset", "folder"], "dataset 'folder' needs --data-dir"),
         (["--config", "/nonexistent.toml"], "config file not found: /nonexistent.toml"),
+        (["--seed", "-1"], "invalid seed -1: use an integer from 0 to 4294967295"),
+        (["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
     ],
 )
 def test_train_cli_rejects_bad_input(tmp_path, arguments, message):
@@ -157,3 +159,36 @@ def test_train_cli_rejects_bad_input(tmp_path, arguments, message):
     error_lines = [line for line in result.stderr.splitlines() if line.startswith("ganforge train: error:")]
     assert len(error_lines) == 1
     assert message in error_lines[0]
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('epochs = "ten"', "invalid epochs 'ten' in"),
+        ("data_dir = 5", "invalid data-dir 5 in"),
+        ("limit = 1.5", "invalid limit 1.5 in"),
+        ("learning_rate = true", "invalid learning-rate True in"),
+        ("seed = -5", "invalid seed -5"),
+    ],
+)
+def test_config_rejects_wrong_types(tmp_path, text, message):
+    path = tmp_path / "train.toml"
+    path.write_text(text + "\n")
+
+    with pytest.raises(InputError, match=message):
+        load_config(path, {})
+
+
+def test_config_not_utf8(tmp_path):
+    path = tmp_path / "train.toml"
+    path.write_bytes(b"\xff\xfe")
+
+    with pytest.raises(InputError, match="cannot read config file"):
+        load_config(path, {})
+
+
+def test_run_dir_under_a_file(tmp_path):
+    (tmp_path / "afile").write_text("")
+
+    with pytest.raises(InputError, match="is a file, not a folder"):
+        load_config(None, {"run_dir": tmp_path / "afile" / "run"})

@@ -4,8 +4,8 @@ import logging
 import os
 
 from ganforge.errors import InputError
-from ganforge.naming import model_name_problem
 from training.config import load_config
+from training.export_options import check_export_options
 
 # Hide TensorFlow's C++ info and warning lines (CPU instruction notes, grappler remarks) unless the
 # user set a level; errors still print.
@@ -21,21 +21,22 @@ _TRAIN_FLAGS = (
 
 def run_train(args) -> None:
     """Train from parsed command-line arguments."""
-    from training.run import train
-
     overrides = {flag: getattr(args, flag) for flag in _TRAIN_FLAGS}
     config = load_config(args.config, overrides)
+
+    # Imported after the options are checked, because TensorFlow takes seconds to import.
+    from training.run import train
+
     train(config, resume=args.resume)
 
 
 def run_export(args) -> None:
     """Export a generator from parsed command-line arguments."""
-    # Check the cheap options before TensorFlow spends seconds importing.
-    if args.name is not None and (problem := model_name_problem(args.name)) is not None:
-        raise InputError(problem)
-    if args.version is not None and args.version < 1:
-        raise InputError(f"invalid model version {args.version}: use a positive integer")
+    check_export_options(args.models_dir, args.name, args.version, args.opset)
+    if args.run_dir is None and args.h5 is None:
+        raise InputError("nothing to export: pass --run-dir (a training run folder) or --h5 (a generator file)")
 
+    # Imported after the options are checked, because TensorFlow takes seconds to import.
     from training.export import export_from_run
 
     export_from_run(

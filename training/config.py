@@ -46,6 +46,8 @@ class TrainConfig:
             raise InputError(f"invalid max-steps {self.max_steps}: use a positive step count")
         if self.checkpoint_every < 0:
             raise InputError(f"invalid checkpoint-every {self.checkpoint_every}: use 0 or a positive step count")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise InputError(f"invalid seed {self.seed}: use an integer from 0 to {MAX_SEED}")
         if not 0 < self.learning_rate < 1:
             raise InputError(f"invalid learning-rate {self.learning_rate}: use a value in (0, 1)")
         if self.dataset not in ("fashion-mnist", "folder"):
@@ -56,6 +58,14 @@ class TrainConfig:
             raise InputError(f"invalid image-size {self.image_size}: the DCGAN upsamples twice, so use a multiple of 4")
         if self.channels not in (1, 3):
             raise InputError(f"invalid channels {self.channels}: use 1 (grayscale) or 3 (RGB)")
+        self._validate_paths()
+
+    def _validate_paths(self) -> None:
+        if self.data_dir is not None and not self.data_dir.is_dir():
+            raise InputError(f"data folder not found: {self.data_dir}; pass an existing folder to --data-dir")
+        for parent in (self.run_dir, *self.run_dir.parents):
+            if parent.exists() and not parent.is_dir():
+                raise InputError(f"invalid run-dir {self.run_dir}: {parent} is a file, not a folder")
 
     def to_json(self) -> dict:
         """Return the options as JSON-ready values."""
@@ -63,7 +73,32 @@ class TrainConfig:
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
 
 
-_PATH_FIELDS = {"data_dir", "run_dir"}
+# The type of each option that is not an integer.
+_OPTION_KINDS = {
+    "data_dir": "path", "run_dir": "path",
+    "learning_rate": "number", "beta_1": "number",
+    "name": "string", "dataset": "string",
+}
+# TensorFlow's and numpy's seeds must fit in an unsigned 32-bit integer.
+MAX_SEED = 2**32 - 1
+
+
+def _convert(option: str, value, source: str):
+    """Return `value` as the option's type, or raise InputError naming the option, the value and its source."""
+    kind = _OPTION_KINDS.get(option, "integer")
+    is_integer = isinstance(value, int) and not isinstance(value, bool)
+
+    if kind == "path" and isinstance(value, (str, Path)):
+        return Path(value)
+    if kind == "number" and (is_integer or isinstance(value, float)):
+        return float(value)
+    if kind == "string" and isinstance(value, str):
+        return value
+    if kind == "integer" and is_integer:
+        return value
+
+    article = "an" if kind == "integer" else "a"
+    raise InputError(f"invalid {option.replace('_', '-')} {value!r} in {source}: expected {article} {kind}")
 
 
 def _apply(config: TrainConfig, values: dict, source: str) -> None:
@@ -74,7 +109,7 @@ def _apply(config: TrainConfig, values: dict, source: str) -> None:
             raise InputError(f"unknown option {key!r} in {source}; known options: {', '.join(sorted(known))}")
         if value is None:
             continue
-        setattr(config, attribute, Path(value) if attribute in _PATH_FIELDS else value)
+        setattr(config, attribute, _convert(attribute, value, source))
 
 
 def load_config(path: Path | None, overrides: dict) -> TrainConfig:
@@ -82,9 +117,11 @@ def load_config(path: Path | None, overrides: dict) -> TrainConfig:
     config = TrainConfig()
     if path is not None:
         try:
-            values = tomllib.loads(Path(path).read_text())
+            values = tomllib.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise InputError(f"config file not found: {path}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"cannot read config file {path}: {error}") from None
         except tomllib.TOMLDecodeError as error:
             raise InputError(f"invalid TOML in config file {path}: {error}") from None
         _apply(config, values, str(path))

@@ -8,7 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from ganforge.errors import InputError
-from ganforge.image_io import load_image_folder
+from ganforge.image_io import IMAGE_SUFFIXES, load_image_folder
 from training.config import DEFAULT_FASHION_MNIST_DIR, TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -98,7 +98,11 @@ def load_training_images(config: TrainConfig) -> np.ndarray:
             raise InputError(f"image folder not found: {config.data_dir}") from None
 
     if len(images) == 0:
-        raise InputError(f"no decodable training images in {config.data_dir or config.dataset}")
+        suffixes = " ".join(sorted(IMAGE_SUFFIXES))
+        raise InputError(
+            f"no decodable training images in {config.data_dir or config.dataset}; "
+            f"add image files with one of the suffixes {suffixes}"
+        )
     logger.info("loaded %d training images of shape %s", len(images), images.shape[1:])
     return images
 

@@ -1,7 +1,7 @@
 """Export a Keras generator to a model repository folder: generator.h5, generator.onnx and model.json.
 
 The folder is assembled under a hidden temporary name inside the repository and renamed into
-place, so the service's registry never sees half a model.
+place, so the service's registry never loads half a model.
 """
 
 import hashlib
@@ -18,12 +18,15 @@ import tensorflow as tf
 import tf2onnx
 
 from ganforge.errors import InputError
-from ganforge.naming import model_name_problem
+from ganforge.naming import VERSION_PATTERN
+from training.export_options import MIN_OPSET, check_export_options
 from training.run import write_json_atomic
 
 logger = logging.getLogger(__name__)
 
 PARITY_TOLERANCE = 1e-4
+# Channel counts that the service can encode as PNG: grayscale, RGB and RGBA.
+IMAGE_CHANNELS = (1, 3, 4)
 INPUT_NAME = "z"
 OUTPUT_NAME = "image"
 
@@ -58,6 +61,8 @@ def generator_shapes(model) -> tuple[int, list[int]]:
         raise InputError(f"a generator takes one latent vector [batch, latent_dim]; this model takes {input_shape}")
     if len(model.outputs) != 1 or len(output_shape) != 4 or None in output_shape[1:]:
         raise InputError(f"a generator returns images [batch, H, W, C]; this model returns {output_shape}")
+    if output_shape[3] not in IMAGE_CHANNELS:
+        raise InputError(f"a generator returns images with 1, 3 or 4 channels; this model returns {output_shape[3]}")
     return int(input_shape[1]), [int(size) for size in output_shape[1:]]
 
 
@@ -108,15 +113,16 @@ def file_sha256(path: Path) -> str:
 
 def next_version(models_dir: Path, name: str) -> int:
     """Return one more than the highest integer version folder of `name`, or 1."""
-    versions = [int(entry.name) for entry in (models_dir / name).glob("*") if entry.is_dir() and entry.name.isdigit()]
+    versions = [
+        int(entry.name)
+        for entry in (models_dir / name).glob("*")
+        if entry.is_dir() and VERSION_PATTERN.fullmatch(entry.name)
+    ]
     return max(versions, default=0) + 1
 
 
 def _validate_target(models_dir: Path, name: str, version: int, overwrite: bool) -> Path:
-    if (problem := model_name_problem(name)) is not None:
-        raise InputError(problem)
-    if version < 1:
-        raise InputError(f"invalid model version {version}: use a positive integer")
+    check_export_options(models_dir, name, version, MIN_OPSET)
     target = models_dir / name / str(version)
     if target.exists() and not overwrite:
         raise InputError(f"model {name} version {version} already exists in {models_dir}; pass --overwrite or another --version")
@@ -150,6 +156,7 @@ def export_generator(
     `metadata` adds to model.json (dataset, training_steps, epochs); the shapes come from the model.
     """
     models_dir = Path(models_dir)
+    check_export_options(models_dir, name, version, opset)
     models_dir.mkdir(parents=True, exist_ok=True)
     version = version if version is not None else next_version(models_dir, name)
     target = _validate_target(models_dir, name, version, overwrite)
@@ -193,7 +200,12 @@ def export_generator(
 def _metadata_from_run(run_dir: Path | None) -> dict:
     if run_dir is None or not (run_dir / "run.json").is_file():
         return {}
-    run = json.loads((run_dir / "run.json").read_text())
+    try:
+        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(f"cannot read {run_dir / 'run.json'}: {error}; fix or delete it, or export with --h5") from None
+    if not isinstance(run, dict):
+        raise InputError(f"invalid {run_dir / 'run.json'}: expected a JSON object; fix or delete it, or export with --h5")
     return {
         "dataset": run.get("dataset", "unknown"),
         "training_steps": run.get("training_steps", 0),

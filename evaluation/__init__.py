@@ -1,0 +1,1 @@
+"""Sample-quality metrics for generators. Needs numpy and scipy, never TensorFlow."""
