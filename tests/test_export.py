@@ -1,6 +1,7 @@
 """Export to the model repository: Keras/ONNX parity, model.json, atomic folders, legacy tf.keras 2 files."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -82,6 +83,7 @@ def test_versions_increment_and_no_temporary_folders(generator_h5, tmp_path):
     second = export_generator(generator_h5, tmp_path, "tiny")
 
     assert (first.name, second.name) == ("1", "2")
+    assert first.stat().st_mode & 0o055 == 0o055 & ~_umask()
     assert sorted(entry.name for entry in tmp_path.iterdir()) == ["tiny"]
 
 
@@ -190,3 +192,9 @@ def test_odd_version_folders_are_ignored(generator_h5, tmp_path):
         (tmp_path / "tiny" / odd).mkdir(parents=True)
 
     assert export_generator(generator_h5, tmp_path, "tiny").name == "1"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -164,6 +164,11 @@ def export_generator(
     model = load_generator(h5_path)
     latent_dim, image_shape = generator_shapes(model)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{name}-{version}-", dir=models_dir))
+    # mkdtemp creates the folder readable by its owner alone; give it the usual umask-based mode,
+    # so that a service running as another user can read the model.
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)
     try:
         shutil.copyfile(h5_path, staging / "generator.h5")
         convert_to_onnx(model, latent_dim, staging / "generator.onnx", opset)
