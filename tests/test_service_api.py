@@ -734,3 +734,15 @@ def test_service_does_not_import_tensorflow():
     result = subprocess.run([sys.executable, "-c", check], cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
 
     assert result.returncode == 0, result.stderr
+
+
+def test_listener_is_tcp_for_nodelay():
+    from service.server import bind_listener
+
+    listener = bind_listener("127.0.0.1", 0)
+    try:
+        # asyncio enables TCP_NODELAY on accepted connections only when the listener's proto is TCP.
+        assert listener.proto == socket.IPPROTO_TCP
+    finally:
+        listener.close()
+
