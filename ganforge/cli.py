@@ -36,15 +36,21 @@ def _port(text: str) -> int:
 def _add_train_parser(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train a DCGAN and write generator.h5 to the run folder")
     parser.add_argument("--config", type=Path, help="TOML file of training options; flags override it")
+    parser.add_argument("--name", help="run name, used as the model name on export")
     parser.add_argument("--run-dir", type=Path, help="folder for checkpoints, samples, logs and generator.h5")
     parser.add_argument("--dataset", choices=["fashion-mnist", "folder"], help="training data source")
     parser.add_argument("--data-dir", type=Path, help="Fashion-MNIST IDX folder, or the image folder for --dataset folder")
     parser.add_argument("--limit", type=int, help="use only the first N training images")
+    parser.add_argument("--image-size", type=int, help="height and width of the images, a multiple of 4")
+    parser.add_argument("--channels", type=int, help="image channels: 1 (grayscale) or 3 (RGB)")
     parser.add_argument("--epochs", type=int, help="number of passes over the training images")
     parser.add_argument("--batch-size", type=int, help="images per training step")
     parser.add_argument("--latent-dim", type=int, help="length of the latent vector z")
     parser.add_argument("--width", type=int, help="filters in the widest convolution of each net")
     parser.add_argument("--learning-rate", type=float, help="Adam learning rate of both nets")
+    parser.add_argument("--beta-1", type=float, help="Adam beta_1 (first-moment decay) of both nets")
+    parser.add_argument("--keep-checkpoints", type=int, help="number of newest checkpoints to keep")
+    parser.add_argument("--grid-size", type=int, help="images in the per-epoch sample grid")
     parser.add_argument("--seed", type=int, help="seed for weights, shuffling, noise and the sample grid")
     parser.add_argument("--checkpoint-every", type=int, help="also checkpoint every N steps (0: only at epoch ends)")
     parser.add_argument("--max-steps", type=int, help="stop after this global step, with a checkpoint")
@@ -65,7 +71,7 @@ def _add_export_parser(subparsers) -> None:
 
 def _add_serve_parser(subparsers) -> None:
     parser = subparsers.add_parser("serve", help="serve the models in a model repository over HTTP")
-    parser.add_argument("--models-dir", type=Path, help="model repository folder (default: GANFORGE_MODELS_DIR or ./models)")
+    parser.add_argument("--models-dir", type=Path, help="model repository folder (default: GANFORGE_MODELS_DIR, else the repository's models/)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
     parser.add_argument("--port", type=_port, help="TCP port to bind (default: PORT or 8000)")
     parser.add_argument(

@@ -22,7 +22,7 @@ from service.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from service.metrics import Metrics
 from service.http_errors import BodySizeLimit, add_exception_handlers
 from service.registry import GeneratorModel, ModelRegistry
-from service.schemas import MAX_SEED, GenerateJsonResponse, GenerateRequest, ModelsResponse, ReloadResponse
+from service.schemas import GenerateJsonResponse, GenerateRequest, ModelsResponse, ReloadResponse
 from service.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -240,9 +240,13 @@ def generate(
     return response
 
 
+# Seeds that the service picks stay below 2**32, so that the page's seed field can show them.
+RANDOM_SEED_MASK = 2**32 - 1
+
+
 def random_seed() -> int:
-    """Draw a seed in [0, 2**63 - 1] from fresh operating system entropy."""
-    return int(np.random.SeedSequence().entropy) & MAX_SEED
+    """Draw a seed in [0, 2**32 - 1] from fresh operating system entropy."""
+    return int(np.random.SeedSequence().entropy) & RANDOM_SEED_MASK
 
 
 def _resolve_latents(body: GenerateRequest, model: GeneratorModel, max_count: int) -> tuple[np.ndarray, int | None]:

@@ -57,6 +57,8 @@ def test_onnx_graph_names_and_dynamic_batch(generator_h5, tmp_path):
 
     assert [node.name for node in graph.input] == ["z"]
     assert [node.name for node in graph.output] == ["image"]
+    assert graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert graph.output[0].type.tensor_type.shape.dim[0].dim_param == "batch"
     for count in (1, 3):
         z = np.zeros((count, 16), np.float32)
         assert run_onnx(folder, z).shape == (count, 28, 28, 1)

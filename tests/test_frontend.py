@@ -154,7 +154,8 @@ def test_page_controls_have_labels():
 def test_page_links_are_relative():
     collector = _ControlCollector()
     collector.feed((FRONTEND_DIR / "index.html").read_text())
-    assert collector.links == ["style.css", "app.js"]
+    # The icon is an empty data URL, so that browsers do not request /favicon.ico.
+    assert collector.links == ["style.css", "data:,", "app.js"]
 
 
 # ---- The chromium helper --------------------------------------------------------------

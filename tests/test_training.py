@@ -69,6 +69,7 @@ def test_tensorboard_events_read_back(fashion_mnist_slice, tmp_path):
     assert {"loss/d_loss", "loss/g_loss", "samples"} <= set(tags)
     steps = [event.step for event in events.Tensors("loss/d_loss")]
     assert steps == [2, 4]
+    assert sorted(path.name for path in (tmp_path / "run" / "samples").iterdir()) == ["epoch_0001.png", "epoch_0002.png"]
     assert [event.step for event in events.Tensors("samples")] == [2, 4]
     assert np.isfinite(tf.make_ndarray(events.Tensors("loss/g_loss")[-1].tensor_proto))
 
@@ -77,6 +78,7 @@ def test_resume_continues_at_saved_step(fashion_mnist_slice, tmp_path):
     run_dir = tmp_path / "run"
     first = train(small_config(fashion_mnist_slice, run_dir, max_steps=4, checkpoint_every=2))
     assert first["training_steps"] == 4
+    assert (run_dir / "samples" / "step_0000004.png").is_file()
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-4")
     saved_weights = build_saved_generator_weights(run_dir)
 
@@ -149,6 +151,7 @@ def test_config_unknown_option(tmp_path):
         (["--config", "/nonexistent.toml"], "config file not found: /nonexistent.toml"),
         (["--seed", "-1"], "invalid seed -1: use an integer from 0 to 4294967295"),
         (["--epochs", "ten"], "argument --epochs: invalid int value: 'ten'"),
+        (["--name", "my run"], "invalid run name 'my run'"),
     ],
 )
 def test_train_cli_rejects_bad_input(tmp_path, arguments, message):

@@ -49,9 +49,9 @@ class SampleGrid:
         images = generator(self.latents, training=False)
         return make_grid(to_uint8(np.asarray(images)))
 
-    def save(self, grid: np.ndarray, epoch: int) -> Path:
-        """Write the grid as samples/epoch_NNNN.png through a temporary file, and return its path."""
-        path = self.output_dir / f"epoch_{epoch:04d}.png"
+    def save(self, grid: np.ndarray, stem: str) -> Path:
+        """Write the grid as samples/<stem>.png through a temporary file, and return its path."""
+        path = self.output_dir / f"{stem}.png"
         partial = path.with_suffix(".png.partial")
         partial.write_bytes(encode_png(grid))
         os.replace(partial, path)

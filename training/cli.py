@@ -14,8 +14,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 logger = logging.getLogger(__name__)
 
 _TRAIN_FLAGS = (
-    "run_dir", "dataset", "data_dir", "limit", "epochs", "batch_size", "latent_dim", "width",
-    "learning_rate", "seed", "checkpoint_every", "max_steps", "log_every",
+    "name", "run_dir", "dataset", "data_dir", "limit", "image_size", "channels", "epochs", "batch_size",
+    "latent_dim", "width", "learning_rate", "beta_1", "seed", "checkpoint_every", "max_steps", "log_every",
+    "keep_checkpoints", "grid_size",
 )
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.errors import InputError
+from ganforge.naming import model_name_problem
 
 DEFAULT_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 
@@ -40,6 +41,8 @@ class TrainConfig:
         for option in positive:
             if getattr(self, option) < 1:
                 raise InputError(f"invalid {option.replace('_', '-')} {getattr(self, option)}: use a positive integer")
+        if (problem := model_name_problem(self.name)) is not None:
+            raise InputError(problem.replace("model name", "run name", 1) + "; the run name becomes the model name on export")
         if self.limit is not None and self.limit < 1:
             raise InputError(f"invalid limit {self.limit}: use a positive number of images")
         if self.max_steps is not None and self.max_steps < 1:

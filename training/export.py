@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import onnx
 import tensorflow as tf
 import tf2onnx
 
@@ -43,7 +44,8 @@ def load_generator(h5_path: Path):
     try:
         return keras.models.load_model(h5_path, compile=False)
     except Exception as keras3_error:  # noqa: BLE001 - Keras raises TypeError, ValueError and others here.
-        logger.info("Keras 3 cannot load %s (%s); trying tf_keras", h5_path, keras3_error)
+        first_line = str(keras3_error).splitlines()[0][:160] if str(keras3_error) else type(keras3_error).__name__
+        logger.info("Keras 3 cannot load %s (%s); trying tf_keras", h5_path, first_line)
 
     import tf_keras
 
@@ -78,7 +80,12 @@ def convert_to_onnx(model, latent_dim: int, output_path: Path, opset: int) -> No
     def generate(z):
         return {OUTPUT_NAME: model(z, training=False)}
 
-    tf2onnx.convert.from_function(generate, input_signature=signature, opset=opset, output_path=str(output_path))
+    model_proto, _ = tf2onnx.convert.from_function(generate, input_signature=signature, opset=opset)
+
+    # tf2onnx names the dynamic batch dimension unk__N; name it "batch" on the input and the output.
+    for value in (*model_proto.graph.input, *model_proto.graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    onnx.save(model_proto, str(output_path))
 
 
 def check_parity(model, onnx_path: Path, latent_dim: int, seed: int = 0, count: int = 8) -> float | None:

@@ -122,7 +122,9 @@ class _Run:
     def finish_epoch(self, epoch: int) -> None:
         """Write the sample grid, TensorBoard images, a checkpoint and generator.h5 after an epoch."""
         grid = self.samples.render(self.trainer.generator)
-        self.samples.save(grid, epoch + 1)
+        # A run stopped by max_steps in the middle of an epoch names its grid by the step instead.
+        epoch_done = self.step == (epoch + 1) * self.steps_per_epoch
+        self.samples.save(grid, f"epoch_{epoch + 1:04d}" if epoch_done else f"step_{self.step:07d}")
         self.tensorboard.on_epoch_end(epoch + 1, self.step, grid)
         if self.checkpoints.latest is None or not self.checkpoints.latest.endswith(f"-{self.step}"):
             self.checkpoints.save(self.step)
