@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.plugin_event_accumulator import EventAccumulator
 
 from ganforge.errors import InputError
 from training.config import TrainConfig, load_config
@@ -195,3 +195,97 @@ def test_run_dir_under_a_file(tmp_path):
 
     with pytest.raises(InputError, match="is a file, not a folder"):
         load_config(None, {"run_dir": tmp_path / "afile" / "run"})
+
+
+def test_resume_reuses_saved_options(fashion_mnist_slice, tmp_path):
+    run_dir = tmp_path / "run"
+    train(small_config(fashion_mnist_slice, run_dir, max_steps=2))
+    command = [
+        sys.executable, "-m", "ganforge.cli", "train", "--run-dir", str(run_dir), "--resume", "--max-steps", "4",
+    ]
+
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((run_dir / "run.json").read_text())["training_steps"] == 4
+
+
+def test_resume_past_max_steps_trains_nothing(fashion_mnist_slice, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(small_config(fashion_mnist_slice, run_dir, max_steps=4))
+
+    again = train(small_config(fashion_mnist_slice, run_dir, max_steps=3), resume=True)
+
+    assert again == first
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-4")
+
+
+def test_wall_time_accumulates_over_resume(fashion_mnist_slice, tmp_path):
+    run_dir = tmp_path / "run"
+    first = train(small_config(fashion_mnist_slice, run_dir, max_steps=3))
+
+    second = train(small_config(fashion_mnist_slice, run_dir, max_steps=6), resume=True)
+
+    assert second["wall_time_s"] > first["wall_time_s"]
+
+
+def test_resume_purges_repeated_tensorboard_steps(fashion_mnist_slice, tmp_path):
+    run_dir = tmp_path / "run"
+    train(small_config(fashion_mnist_slice, run_dir, max_steps=5, log_every=1, checkpoint_every=2))
+    # Pretend the run died after step 5 but its newest checkpoint is the one of step 4.
+    for path in (run_dir / "checkpoints").glob("ckpt-5*"):
+        path.unlink()
+    (run_dir / "checkpoints" / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-4"\nall_model_checkpoint_paths: "ckpt-4"\n'
+    )
+
+    train(small_config(fashion_mnist_slice, run_dir, max_steps=6, log_every=1, checkpoint_every=2), resume=True)
+
+    events = EventAccumulator(str(run_dir / "logs"), size_guidance={"tensors": 0}).Reload()
+    steps = [event.step for event in events.Tensors("loss/d_loss")]
+    assert steps == [1, 2, 3, 4, 5, 6]
+
+
+def test_resume_with_damaged_run_json(fashion_mnist_slice, tmp_path):
+    run_dir = tmp_path / "run"
+    train(small_config(fashion_mnist_slice, run_dir, max_steps=1))
+    (run_dir / "run.json").write_text("[1]")
+
+    with pytest.raises(InputError, match="expected a JSON object"):
+        train(small_config(fashion_mnist_slice, run_dir), resume=True)
+
+
+def test_resume_without_config_json(fashion_mnist_slice, tmp_path):
+    run_dir = tmp_path / "run"
+    train(small_config(fashion_mnist_slice, run_dir, max_steps=1))
+    (run_dir / "config.json").unlink()
+
+    with pytest.raises(InputError, match="config.json is missing"):
+        train(small_config(fashion_mnist_slice, run_dir), resume=True)
+
+
+def test_ctrl_c_saves_checkpoint_and_run_json(fashion_mnist_slice, tmp_path):
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable, "-m", "ganforge.cli", "train", "--data-dir", str(fashion_mnist_slice), "--run-dir", str(run_dir),
+        "--batch-size", "8", "--width", "8", "--latent-dim", "16", "--epochs", "100", "--log-every", "1",
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    # Wait until training has logged a few steps, then press Ctrl-C.
+    while time.monotonic() < deadline and len(list((run_dir / "logs").glob("*.v2"))) == 0:
+        time.sleep(0.2)
+    time.sleep(3)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130, stderr[-2000:]
+    assert "continue with --resume" in stderr
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["interrupted"] is True
+    assert record["training_steps"] > 0
+    checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    assert checkpoint.endswith(f"ckpt-{record['training_steps']}")

@@ -4,7 +4,7 @@ import logging
 import os
 
 from ganforge.errors import InputError
-from training.config import load_config
+from training.config import load_config, saved_options
 from training.export_options import check_export_options
 
 # Hide TensorFlow's C++ info and warning lines (CPU instruction notes, grappler remarks) unless the
@@ -24,6 +24,9 @@ def run_train(args) -> None:
     """Train from parsed command-line arguments."""
     overrides = {flag: getattr(args, flag) for flag in _TRAIN_FLAGS}
     config = load_config(args.config, overrides)
+    if args.resume:
+        # A resumed run starts from its saved options, so only the changed ones need flags.
+        config = load_config(args.config, overrides, saved=saved_options(config.run_dir))
 
     # Imported after the options are checked, because TensorFlow takes seconds to import.
     from training.run import train

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ganforge.errors import InputError
+from ganforge.jsonfiles import read_json_object
 from ganforge.naming import model_name_problem
 
 DEFAULT_FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
@@ -76,6 +77,9 @@ class TrainConfig:
         return {key: str(value) if isinstance(value, Path) else value for key, value in values.items()}
 
 
+# Options that may differ between a run and its resumption; every other option must match.
+RESUMABLE_OPTIONS = {"epochs", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "run_dir", "data_dir"}
+
 # The type of each option that is not an integer.
 _OPTION_KINDS = {
     "data_dir": "path", "run_dir": "path",
@@ -115,9 +119,20 @@ def _apply(config: TrainConfig, values: dict, source: str) -> None:
         setattr(config, attribute, _convert(attribute, value, source))
 
 
-def load_config(path: Path | None, overrides: dict) -> TrainConfig:
-    """Build a TrainConfig from the defaults, the TOML file at `path`, then `overrides` (None values skipped)."""
+def saved_options(run_dir: Path) -> dict:
+    """Return the options saved in run_dir/config.json, except run_dir itself, or {} without the file."""
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return {}
+    return {option: value for option, value in read_json_object(path).items() if option != "run_dir"}
+
+
+def load_config(path: Path | None, overrides: dict, saved: dict | None = None) -> TrainConfig:
+    """Build a TrainConfig from the defaults, `saved` options of a run, the TOML file at `path`, then
+    `overrides`; None values are skipped."""
     config = TrainConfig()
+    if saved:
+        _apply(config, saved, "the saved config.json")
     if path is not None:
         try:
             values = tomllib.loads(Path(path).read_text(encoding="utf-8"))

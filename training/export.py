@@ -21,7 +21,7 @@ import tf2onnx
 from ganforge.errors import InputError
 from ganforge.naming import VERSION_PATTERN
 from training.export_options import MIN_OPSET, check_export_options
-from training.run import write_json_atomic
+from training.run_folder import read_json_object, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ def load_generator(h5_path: Path):
     """
     import keras
 
+    if Path(h5_path).is_dir():
+        raise InputError(f"{h5_path} is a folder: pass the generator's .h5 file")
     if not Path(h5_path).is_file():
         raise InputError(f"generator file not found: {h5_path}")
     try:
@@ -171,8 +173,8 @@ def export_generator(
     model = load_generator(h5_path)
     latent_dim, image_shape = generator_shapes(model)
     staging = Path(tempfile.mkdtemp(prefix=f".export-{name}-{version}-", dir=models_dir))
-    # mkdtemp creates the folder readable by its owner alone; give it the usual umask-based mode,
-    # so that a service running as another user can read the model.
+    # mkdtemp makes the folder readable by its owner alone. The usual umask-based mode lets a
+    # service that runs as another user read the model.
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)
@@ -210,21 +212,22 @@ def export_generator(
 
 
 def _metadata_from_run(run_dir: Path | None) -> dict:
-    if run_dir is None or not (run_dir / "run.json").is_file():
+    """Read the model metadata from run.json, or from config.json for a run stopped before its first epoch ended."""
+    if run_dir is None:
         return {}
-    try:
-        run = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise InputError(f"cannot read {run_dir / 'run.json'}: {error}; fix or delete it, or export with --h5") from None
-    if not isinstance(run, dict):
-        raise InputError(f"invalid {run_dir / 'run.json'}: expected a JSON object; fix or delete it, or export with --h5")
-    return {
-        "dataset": run.get("dataset", "unknown"),
-        "training_steps": run.get("training_steps", 0),
-        "epochs": run.get("epochs_completed", 0),
-        "training_wall_time_s": run.get("wall_time_s"),
-        "run_name": run.get("name"),
-    }
+    if (run_dir / "run.json").is_file():
+        run = read_json_object(run_dir / "run.json")
+        return {
+            "dataset": run.get("dataset", "unknown"),
+            "training_steps": run.get("training_steps", 0),
+            "epochs": run.get("epochs_completed", 0),
+            "training_wall_time_s": run.get("wall_time_s"),
+            "run_name": run.get("name"),
+        }
+    if (run_dir / "config.json").is_file():
+        options = read_json_object(run_dir / "config.json")
+        return {"dataset": options.get("dataset", "unknown"), "run_name": options.get("name")}
+    return {}
 
 
 def export_from_run(

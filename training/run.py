@@ -1,15 +1,11 @@
 """A whole training run: data, nets, checkpoints, monitoring, and generator.h5 with its run.json."""
 
-import json
 import logging
 import math
-import os
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 from tqdm import tqdm
 
@@ -17,56 +13,12 @@ from ganforge.errors import InputError
 from training.callbacks import SampleGrid, TensorBoardLogger
 from training.checkpoints import CheckpointStore
 from training.config import TrainConfig
+from training.run_folder import check_run_dir, read_run_record, save_generator, write_json_atomic
 from training.data import load_training_images, make_dataset, steps_per_epoch
 from training.models import build_discriminator, build_generator
 from training.trainer import GANTrainer
 
 logger = logging.getLogger(__name__)
-
-# Options that may differ between a run and its resumption; every other option must match.
-_RESUMABLE_OPTIONS = {"epochs", "max_steps", "checkpoint_every", "keep_checkpoints", "log_every", "run_dir", "data_dir"}
-
-
-def write_json_atomic(path: Path, values: dict) -> None:
-    """Write `values` as JSON through a temporary file, so a reader never sees half a file."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
-
-
-def save_generator(generator: keras.Model, path: Path) -> None:
-    """Save the generator as HDF5 through a temporary file; Keras requires the .h5 suffix on both."""
-    partial = path.with_name(path.stem + ".partial.h5")
-    generator.save(partial)
-    os.replace(partial, path)
-
-
-def _check_run_dir(config: TrainConfig, resume: bool) -> None:
-    saved_config = config.run_dir / "config.json"
-    has_checkpoint = tf.train.latest_checkpoint(str(config.run_dir / "checkpoints")) is not None
-    if resume and not has_checkpoint:
-        raise InputError(f"no checkpoint to resume in {config.run_dir / 'checkpoints'}; drop --resume to start a new run")
-    if not resume and has_checkpoint:
-        raise InputError(f"run folder {config.run_dir} already has checkpoints; pass --resume or choose another --run-dir")
-    if not resume or not saved_config.is_file():
-        return
-
-    saved = json.loads(saved_config.read_text())
-    current = config.to_json()
-    for option, value in saved.items():
-        if option not in _RESUMABLE_OPTIONS and current.get(option) != value:
-            raise InputError(
-                f"cannot resume with {option.replace('_', '-')}={current.get(option)!r}: "
-                f"the run in {config.run_dir} was started with {value!r}"
-            )
-
-
-def _previous_wall_time(run_dir: Path) -> float:
-    run_json = run_dir / "run.json"
-    if not run_json.is_file():
-        return 0.0
-    return float(json.loads(run_json.read_text()).get("wall_time_s", 0.0))
-
 
 class _Run:
     """The objects of one training run, built from its configuration."""
@@ -82,7 +34,7 @@ class _Run:
         self.checkpoints = CheckpointStore(
             config.run_dir / "checkpoints", config.keep_checkpoints, **self.trainer.trackables()
         )
-        self.tensorboard = TensorBoardLogger(config.run_dir / "logs", config.log_every)
+        self.tensorboard: TensorBoardLogger | None = None
         self.samples = SampleGrid(config.latent_dim, config.grid_size, config.seed, config.run_dir / "samples")
 
     @property
@@ -100,6 +52,8 @@ class _Run:
         dataset = make_dataset(self.images, self.config.batch_size, self.config.seed, epoch, skip)
         remaining = min(self.steps_per_epoch, self.last_step - epoch * self.steps_per_epoch) - skip
         logs: dict[str, float] = {}
+        if remaining <= 0:
+            return logs
         progress = tqdm(
             dataset.take(remaining),
             total=self.steps_per_epoch,
@@ -151,13 +105,7 @@ def _run_record(run: _Run, logs: dict, wall_time: float) -> dict:
     }
 
 
-def train(config: TrainConfig, resume: bool = False) -> dict:
-    """Train (or resume) the run in `config.run_dir` and return what it wrote to run.json."""
-    config.run_dir.mkdir(parents=True, exist_ok=True)
-    _check_run_dir(config, resume)
-    started = time.monotonic()
-    wall_before = _previous_wall_time(config.run_dir) if resume else 0.0
-
+def _start(config: TrainConfig, resume: bool) -> _Run:
     run = _Run(config)
     if resume:
         run.checkpoints.restore_latest()
@@ -165,16 +113,50 @@ def train(config: TrainConfig, resume: bool = False) -> dict:
     else:
         write_json_atomic(config.run_dir / "config.json", config.to_json())
 
-    logs: dict[str, float] = {}
-    first_epoch = run.step // run.steps_per_epoch
-    for epoch in range(first_epoch, math.ceil(run.last_step / run.steps_per_epoch)):
-        logs = run.train_epoch(epoch)
-        run.finish_epoch(epoch)
-        logger.info("epoch %d done at step %d: %s", epoch + 1, run.step, logs)
+    # After a resume, TensorBoard drops the steps that the interrupted run logged after its checkpoint.
+    restart_step = run.step + 1 if resume else None
+    run.tensorboard = TensorBoardLogger(config.run_dir / "logs", config.log_every, restart_step)
+    return run
 
-    if not (config.run_dir / "generator.h5").is_file():
-        save_generator(run.trainer.generator, config.run_dir / "generator.h5")
-    run.tensorboard.close()
+
+def _save_interrupted(run: _Run, logs: dict, wall_time: float) -> None:
+    if run.checkpoints.latest is None or not run.checkpoints.latest.endswith(f"-{run.step}"):
+        run.checkpoints.save(run.step)
+    record = _run_record(run, logs, wall_time) | {"interrupted": True}
+    write_json_atomic(run.config.run_dir / "run.json", record)
+    logger.warning("interrupted at step %d; saved a checkpoint; continue with --resume", run.step)
+
+
+def train(config: TrainConfig, resume: bool = False) -> dict:
+    """Train (or resume) the run in `config.run_dir` and return what it wrote to run.json.
+
+    run.json is rewritten after every epoch and on Ctrl-C, with the wall time of all sessions.
+    """
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    check_run_dir(config, resume)
+    previous = read_run_record(config.run_dir) if resume else {}
+    wall_before = float(previous.get("wall_time_s", 0.0))
+    started = time.monotonic()
+
+    run = _start(config, resume)
+    if run.step >= run.last_step:
+        logger.info("run %s is already at step %d of %d; nothing to train", config.name, run.step, run.last_step)
+        run.tensorboard.close()
+        return previous
+
+    logs: dict[str, float] = {}
+    try:
+        first_epoch = run.step // run.steps_per_epoch
+        for epoch in range(first_epoch, math.ceil(run.last_step / run.steps_per_epoch)):
+            logs = run.train_epoch(epoch) or logs
+            run.finish_epoch(epoch)
+            logger.info("epoch %d done at step %d: %s", epoch + 1, run.step, logs)
+            write_json_atomic(config.run_dir / "run.json", _run_record(run, logs, wall_before + time.monotonic() - started))
+    except KeyboardInterrupt:
+        _save_interrupted(run, logs, wall_before + time.monotonic() - started)
+        raise
+    finally:
+        run.tensorboard.close()
 
     record = _run_record(run, logs, wall_before + time.monotonic() - started)
     write_json_atomic(config.run_dir / "run.json", record)
