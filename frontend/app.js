@@ -9,10 +9,13 @@ const SLIDER_STEP = 0.01;
 const EDIT_DEBOUNCE_MS = 100;
 const MAX_SEED = 0xffffffff;
 const IMAGE_COUNTS = [1, 4, 9, 16, 64];
-// The preview fills a square of this size. An image of at most half its size
-// is scaled by the largest whole factor that fits instead, so that every image
-// pixel becomes an equal square block of screen pixels.
+// The preview box is a square of at most this size. An image is scaled by the
+// largest whole factor that fits the box, so that every image pixel becomes an
+// equal square block of screen pixels. An image larger than the box is shown
+// at its own size and the box scrolls.
 const PREVIEW_SIZE_PX = 336;
+// Maximum length of an ignored link parameter's value that a notice quotes in full.
+const MAX_QUOTED_LENGTH = 40;
 
 const state = {
   models: [],
@@ -30,6 +33,8 @@ const state = {
   latent: null,
   imageUrl: null,
   imageFileName: "",
+  // Notice about ignored link parameters, shown when the first seed load ends.
+  linkNotice: "",
   // Id of the newest image request. A response with an older id is stale.
   imageRequest: 0,
   editTimer: null,
@@ -95,20 +100,17 @@ function formatDetailItem(item) {
   return location ? `${location}: ${item.msg}` : item.msg;
 }
 
-// Send an image request and return its body, read by parse(response). Returns
-// null when a newer image request started meanwhile, so that only the newest
-// image is shown, or when the request failed, after showing the error.
+// Send an image request and return { value }, the body read by parse(response),
+// or { error } when the request failed. Returns null when a newer image request
+// started meanwhile, so that only the newest request changes the page.
 async function requestImage(requestId, path, body, parse) {
-  let result;
+  let outcome;
   try {
-    result = await parse(await requestApi(path, body));
+    outcome = { value: await parse(await requestApi(path, body)) };
   } catch (error) {
-    if (requestId === state.imageRequest) {
-      showError(error);
-    }
-    return null;
+    outcome = { error };
   }
-  return requestId === state.imageRequest ? result : null;
+  return requestId === state.imageRequest ? outcome : null;
 }
 
 function decodePng(base64) {
@@ -123,14 +125,22 @@ function showBanner(message) {
   view.banner.hidden = false;
 }
 
-// Show a message in the status line. kind is "info" or "error".
+// Show a message in the status line. kind is "info", "notice" or "error".
 function showStatus(message, kind = "info") {
   view.status.textContent = message;
   view.status.className = `status ${kind}`;
 }
 
+// Show a failed request in the status line, followed by the notice about the
+// link when the first seed load is the request that failed.
 function showError(error) {
-  showStatus(error.message, "error");
+  showStatus([error.message, takeLinkNotice()].filter(Boolean).join(" "), "error");
+}
+
+function takeLinkNotice() {
+  const notice = state.linkNotice;
+  state.linkNotice = "";
+  return notice;
 }
 
 // Join the "errors" of GET /models, which are strings or objects with the
@@ -172,7 +182,10 @@ async function loadModels() {
   const loadErrors = Array.isArray(listing.errors) ? listing.errors : [];
   if (state.models.length === 0) {
     const reasons = loadErrors.length > 0 ? ` Load errors: ${describeLoadErrors(loadErrors)}` : "";
-    showNoModels(`The service has no models. Export a model into its models folder and reload.${reasons}`);
+    showNoModels(
+      "The service has no models. Export a model into its models folder, then call POST /models/reload " +
+        `(or restart the service) and reload this page.${reasons}`,
+    );
     return false;
   }
 
@@ -194,8 +207,25 @@ function fillModelSelect() {
   view.model.disabled = false;
 }
 
+// The loaded version of name with the highest number, or null when none is loaded.
+function latestVersion(name) {
+  let latest = null;
+  for (const model of state.models) {
+    if (model.name === name && (latest === null || model.version > latest.version)) {
+      latest = model;
+    }
+  }
+  return latest;
+}
+
+// The model shown when the link names none: the latest version of the first
+// name, as POST /generate serves the latest version when none is given.
+function defaultModel() {
+  return latestVersion(state.models[0].name);
+}
+
 function selectModel(key) {
-  state.model = state.models.find((model) => modelKey(model) === key) || state.models[0];
+  state.model = state.models.find((model) => modelKey(model) === key) || defaultModel();
   view.model.value = modelKey(state.model);
   renderModelInfo();
 }
@@ -239,13 +269,39 @@ function showImage(blob, fileName, description) {
   view.download.disabled = false;
 }
 
+// Remove the shown image, so that the preview never shows an image that the
+// controls no longer describe, and turn Download off.
+function clearImage(description) {
+  if (state.imageUrl) {
+    URL.revokeObjectURL(state.imageUrl);
+  }
+  state.imageUrl = null;
+  state.imageFileName = "";
+  view.image.removeAttribute("src");
+  view.image.style.width = "";
+  view.image.alt = description;
+  view.download.disabled = true;
+}
+
+// The side of the square that the preview box offers the image: the box's
+// width without its padding, at most PREVIEW_SIZE_PX.
+function previewBoxSize() {
+  const style = getComputedStyle(view.frame);
+  const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+  return Math.min(PREVIEW_SIZE_PX, Math.floor(view.frame.getBoundingClientRect().width - padding));
+}
+
 function fitImage() {
   const width = view.image.naturalWidth;
   const largest = Math.max(width, view.image.naturalHeight);
-  const wholeScale = Math.floor(PREVIEW_SIZE_PX / largest);
-  const scale = wholeScale >= 2 ? wholeScale : PREVIEW_SIZE_PX / largest;
+  if (largest === 0) {
+    return;
+  }
+  // A factor below 1 would drop or repeat rows and columns unevenly, so a
+  // larger image keeps its own size and the box scrolls.
+  const scale = Math.max(1, Math.floor(previewBoxSize() / largest));
   // The height follows from the width, because the stylesheet sets height: auto.
-  view.image.style.width = `${Math.round(width * scale)}px`;
+  view.image.style.width = `${width * scale}px`;
 }
 
 function downloadImage() {
@@ -285,24 +341,33 @@ function parseSeed(text) {
 }
 
 // Generate the seed's images with POST /generate?format=json and keep the
-// first latent vector so that the sliders can edit it.
+// first latent vector so that the sliders can edit it. When the request fails,
+// the controls and the address keep the requested values, and the image, the
+// sliders and Download are cleared until a seed loads.
 async function loadSeed() {
+  const model = state.model;
+  if (model === null) {
+    return;
+  }
   cancelEdit();
   const requestId = ++state.imageRequest;
-  const model = state.model;
   const body = { model: model.name, version: model.version, seed: state.seed, count: state.count };
   state.seedLoadPending = true;
   writeLocation();
   showStatus(`Generating seed ${state.seed}…`);
 
-  const result = await requestImage(requestId, "/generate?format=json", body, (response) => response.json());
-  if (requestId === state.imageRequest) {
-    state.seedLoadPending = false;
+  const outcome = await requestImage(requestId, "/generate?format=json", body, (response) => response.json());
+  if (outcome === null) {
+    return;
   }
-  if (result === null) {
+  state.seedLoadPending = false;
+  if (outcome.error) {
+    clearSeed(`No image: seed ${body.seed} of ${model.name} v${model.version} failed to load`);
+    showError(outcome.error);
     return;
   }
 
+  const result = outcome.value;
   state.seedResult = {
     model: result.model,
     version: result.version,
@@ -314,7 +379,17 @@ async function loadSeed() {
   state.latent = [...state.seedResult.latent];
   renderSliders();
   showSeedImage();
-  showStatus("");
+  const notice = takeLinkNotice();
+  showStatus(notice, notice ? "notice" : "info");
+}
+
+function clearSeed(description) {
+  state.seedResult = null;
+  state.latent = null;
+  view.sliders.replaceChildren();
+  view.latentSummary.textContent = "";
+  updateLatentControls();
+  clearImage(description);
 }
 
 function showSeedImage() {
@@ -325,6 +400,9 @@ function showSeedImage() {
 }
 
 function applySeed(seed) {
+  if (state.model === null) {
+    return;
+  }
   state.seed = seed;
   view.seed.value = String(seed);
   loadSeed();
@@ -371,9 +449,15 @@ function renderSliders() {
     input.value = String(state.latent[index]);
     renderSliderValue(index);
   }
-  view.latentSummary.textContent =
-    `(first ${count} of ${state.latent.length} dimensions; the rest stay fixed by the seed)`;
+  view.latentSummary.textContent = describeSliderCoverage(count, state.latent.length);
   updateLatentControls();
+}
+
+function describeSliderCoverage(sliders, dimensions) {
+  if (sliders < dimensions) {
+    return `(first ${sliders} of ${dimensions} dimensions; the rest stay fixed by the seed)`;
+  }
+  return dimensions === 1 ? "(the only dimension)" : `(all ${dimensions} dimensions)`;
 }
 
 function renderSliderValue(index) {
@@ -383,6 +467,17 @@ function renderSliderValue(index) {
 function updateLatentControls() {
   const single = state.seedResult !== null && state.seedResult.count === 1;
   view.latent.disabled = !single || state.count !== 1;
+}
+
+// Turn on the seed and image count controls only while a model is selected.
+// The sliders, Reset and Download follow the loaded seed and the shown image.
+function updateControls() {
+  const noModel = state.model === null;
+  view.seed.disabled = noModel;
+  view.randomSeed.disabled = noModel;
+  view.count.disabled = noModel;
+  view.download.disabled = state.imageUrl === null;
+  updateLatentControls();
 }
 
 function onSliderInput(event) {
@@ -398,23 +493,30 @@ function cancelEdit() {
   state.editTimer = null;
 }
 
-// Generate the image of the edited latent vector with POST /generate.
+// Generate the image of the edited latent vector with POST /generate. When the
+// request fails, the image is cleared, and the sliders stay on for another
+// edit or Reset.
 async function sendEdit() {
   state.editTimer = null;
-  if (state.seedLoadPending) {
+  if (state.seedLoadPending || state.seedResult === null) {
     return;
   }
   const requestId = ++state.imageRequest;
   const source = state.seedResult;
   const body = { model: source.model, version: source.version, z: state.latent };
 
-  const blob = await requestImage(requestId, "/generate", body, (response) => response.blob());
-  if (blob === null) {
+  const outcome = await requestImage(requestId, "/generate", body, (response) => response.blob());
+  if (outcome === null) {
+    return;
+  }
+  if (outcome.error) {
+    clearImage(`No image: the edited latent vector of seed ${source.seed} failed to generate`);
+    showError(outcome.error);
     return;
   }
 
   const description = `Edited image from ${source.model} v${source.version}, seed ${source.seed}`;
-  showImage(blob, imageFileName(source, true), description);
+  showImage(outcome.value, imageFileName(source, true), description);
   showStatus("");
 }
 
@@ -434,17 +536,92 @@ function resetLatent() {
 // ---- Page address ----------------------------------------------------------
 
 // Read model, version, seed and count from the query string, so that a copied
-// address shows the same images.
+// address shows the same images. A parameter that is absent is null.
 function readLocation() {
   const params = new URLSearchParams(window.location.search);
-  const seed = parseSeed(params.get("seed") || "");
-  const count = Number(params.get("count"));
   return {
-    modelKey: `${params.get("model")}/${params.get("version")}`,
-    modelName: params.get("model"),
-    seed: seed === null ? randomSeed() : seed,
-    count: IMAGE_COUNTS.includes(count) ? count : 1,
+    model: params.get("model"),
+    version: params.get("version"),
+    seed: params.get("seed"),
+    count: params.get("count"),
   };
+}
+
+function quoteParameter(name, value) {
+  const quoted = value.length > MAX_QUOTED_LENGTH ? `${value.slice(0, MAX_QUOTED_LENGTH)}…` : value;
+  return `${name}=${quoted}`;
+}
+
+// "1, 4, 9, 16 or 64" for [1, 4, 9, 16, 64].
+function describeChoices(values) {
+  const last = values[values.length - 1];
+  return values.length === 1 ? String(last) : `${values.slice(0, -1).join(", ")} or ${last}`;
+}
+
+// Pick the model, seed and count that the link requests. An absent or invalid
+// parameter gets its default: the latest version of the named model or else of
+// the first model, a random seed, one image. Each invalid parameter adds a
+// sentence to the returned notice.
+function resolveLink(link) {
+  const notices = [];
+  const ignore = (parameters, reason) => notices.push(`Ignored ${parameters} from the link: ${reason}.`);
+
+  const model = resolveLinkModel(link, ignore);
+
+  let seed = randomSeed();
+  if (link.seed !== null) {
+    const parsed = parseSeed(link.seed);
+    if (parsed === null) {
+      ignore(quoteParameter("seed", link.seed), `use a whole number from 0 to ${MAX_SEED}`);
+    } else {
+      seed = parsed;
+    }
+  }
+
+  let count = 1;
+  if (link.count !== null) {
+    const parsed = Number(link.count);
+    if (link.count.trim() !== "" && IMAGE_COUNTS.includes(parsed)) {
+      count = parsed;
+    } else {
+      ignore(quoteParameter("count", link.count), `use ${describeChoices(IMAGE_COUNTS)}`);
+    }
+  }
+
+  return { model, seed, count, notice: notices.join(" ") };
+}
+
+function resolveLinkModel(link, ignore) {
+  if (link.model === null) {
+    if (link.version !== null) {
+      ignore(quoteParameter("version", link.version), "it needs a model name");
+    }
+    return defaultModel();
+  }
+
+  const latest = latestVersion(link.model);
+  if (latest === null) {
+    const parameters = [quoteParameter("model", link.model)];
+    if (link.version !== null) {
+      parameters.push(quoteParameter("version", link.version));
+    }
+    ignore(parameters.join(" and "), "no model of that name is loaded");
+    return defaultModel();
+  }
+  if (link.version === null) {
+    return latest;
+  }
+
+  const exact = state.models.find(
+    (model) => model.name === link.model && String(model.version) === link.version,
+  );
+  if (exact) {
+    return exact;
+  }
+  const versions = state.models.filter((model) => model.name === link.model).map((model) => model.version);
+  const loaded = versions.length === 1 ? `version ${versions[0]}` : `versions ${versions.join(", ")}`;
+  ignore(quoteParameter("version", link.version), `${link.model} has ${loaded}`);
+  return latest;
 }
 
 function writeLocation() {
@@ -455,12 +632,6 @@ function writeLocation() {
     count: String(state.count),
   });
   window.history.replaceState(null, "", `?${params}`);
-}
-
-function findInitialModel(requested) {
-  const exact = state.models.find((model) => modelKey(model) === requested.modelKey);
-  const byName = state.models.find((model) => model.name === requested.modelName);
-  return exact || byName || state.models[0];
 }
 
 // ---- Events ----------------------------------------------------------------
@@ -480,6 +651,9 @@ function onSeedChange() {
 }
 
 function onCountChange() {
+  if (state.model === null) {
+    return;
+  }
   state.count = Number(view.count.value);
   updateLatentControls();
   loadSeed();
@@ -497,6 +671,7 @@ function bindElements() {
     latentSummary: "latent-summary",
     sliders: "sliders",
     reset: "reset",
+    frame: "frame",
     image: "result",
     download: "download",
     modelInfo: "model-info",
@@ -517,22 +692,26 @@ function addListeners() {
   view.reset.addEventListener("click", resetLatent);
   view.download.addEventListener("click", downloadImage);
   view.image.addEventListener("load", fitImage);
+  window.addEventListener("resize", fitImage);
 }
 
 async function start() {
   bindElements();
   addListeners();
-  const requested = readLocation();
   showStatus("Loading models…");
   const loaded = await loadModels();
   showStatus("");
   if (!loaded) {
+    updateControls();
     return;
   }
 
+  const requested = resolveLink(readLocation());
+  state.linkNotice = requested.notice;
   state.count = requested.count;
   view.count.value = String(state.count);
-  selectModel(modelKey(findInitialModel(requested)));
+  selectModel(modelKey(requested.model));
+  updateControls();
   applySeed(requested.seed);
 }
 

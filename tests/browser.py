@@ -7,6 +7,7 @@ pauseIfNetworkFetchesPending), so the budget covers the page's timers and the
 service's response time does not count against it.
 """
 
+import base64
 import contextlib
 import fcntl
 import json
@@ -299,10 +300,14 @@ class DevToolsPage:
                 raise BrowserError(f"DevTools command {method} failed: {reply['error']}")
             return reply.get("result", {})
 
-    def attach(self, url: str) -> None:
+    def attach(self, url: str, init_script: str | None = None) -> None:
+        """Open url in a new tab. init_script, when given, runs in every document of the tab before its own scripts."""
         target = self.call("Target.createTarget", {"url": "about:blank"}, browser=True)
         attached = self.call("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, browser=True)
         self._session_id = attached["sessionId"]
+        if init_script is not None:
+            self.call("Page.enable")
+            self.call("Page.addScriptToEvaluateOnNewDocument", {"source": init_script})
         navigation = self.call("Page.navigate", {"url": url})
         if navigation.get("errorText"):
             raise BrowserError(f"chromium could not open {url}: {navigation['errorText']}")
@@ -343,6 +348,12 @@ class DevToolsPage:
         """Type text into the focused element."""
         self.call("Input.insertText", {"text": text})
 
+    def screenshot(self, x: float, y: float, width: float, height: float) -> bytes:
+        """Return a PNG of one rectangle of the viewport, in CSS pixels, at one device pixel per CSS pixel."""
+        clip = {"x": x, "y": y, "width": width, "height": height, "scale": 1}
+        result = self.call("Page.captureScreenshot", {"format": "png", "clip": clip})
+        return base64.b64decode(result["data"])
+
     def allow_downloads(self, folder: Path) -> None:
         self.call("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(folder)}, browser=True)
 
@@ -361,8 +372,13 @@ class DevToolsPage:
 
 
 @contextlib.contextmanager
-def open_page(url: str, window_size: tuple[int, int] = (1280, 900), timeout_s: float = 30) -> Iterator[DevToolsPage]:
-    """Start headless chromium, open url in a new tab and yield the DevToolsPage that drives it."""
+def open_page(
+    url: str, window_size: tuple[int, int] = (1280, 900), timeout_s: float = 30, init_script: str | None = None
+) -> Iterator[DevToolsPage]:
+    """Start headless chromium, open url in a new tab and yield the DevToolsPage that drives it.
+
+    init_script, when given, runs in each document of the tab before the document's own scripts.
+    """
     chromium = require_chromium()
     command_read, command_write = os.pipe()
     reply_read, reply_write = os.pipe()
@@ -389,7 +405,7 @@ def open_page(url: str, window_size: tuple[int, int] = (1280, 900), timeout_s: f
             os.close(reply_write)
             page = DevToolsPage(process, command_write, reply_read, timeout_s)
             try:
-                page.attach(url)
+                page.attach(url, init_script)
                 yield page
             except BrowserError as error:
                 stderr.seek(0)

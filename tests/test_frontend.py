@@ -36,12 +36,42 @@ SLIDER_MAX_VALUE = 3
 PREVIEW_SIZE_PX = 336
 PAGE_QUERY = f"?model={MODEL}&version={MODEL_VERSION}&seed={SEED}"
 
+# A model with two versions. It comes first in GET /models, so the page shows
+# its latest version, v3, by default. v3 has fewer latent dimensions than the
+# page has sliders, and its 64x64 images make a grid of 64 wider than the preview.
+MULTI_VERSION_MODEL = "blobs"
+LATEST_VERSION = 3
+LATEST_LATENT_DIM = 3
+LATEST_IMAGE_SHAPE = (64, 64, 1)
+
+# Collects the page's uncaught errors and unhandled promise rejections in window.pageErrors.
+COLLECT_ERRORS_SCRIPT = """
+window.pageErrors = [];
+window.addEventListener("error", (event) => window.pageErrors.push(String(event.message)));
+window.addEventListener("unhandledrejection", (event) => {
+  const reason = event.reason;
+  window.pageErrors.push(String(reason && reason.stack ? reason.stack : reason));
+});
+"""
+
+# Waits a moment, so that the errors of pending promises arrive, and returns window.pageErrors.
+PAGE_ERRORS_SCRIPT = "new Promise((resolve) => setTimeout(resolve, 200)).then(() => window.pageErrors)"
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """A server with the page and two models: noise v1 (latent_dim 16) and digits v2 (latent_dim 8)."""
+    """A server with the page and four models: blobs v1 and v3, digits v2 and noise v1 (latent_dim 16)."""
     root = tmp_path_factory.mktemp("frontend")
     models_dir = root / "models"
+    write_model(models_dir, MULTI_VERSION_MODEL, 1, latent_dim=8, seed=7)
+    write_model(
+        models_dir,
+        MULTI_VERSION_MODEL,
+        LATEST_VERSION,
+        latent_dim=LATEST_LATENT_DIM,
+        image_shape=LATEST_IMAGE_SHAPE,
+        seed=8,
+    )
     write_model(models_dir, MODEL, MODEL_VERSION, latent_dim=LATENT_DIM, seed=5)
     write_model(models_dir, "digits", 2, latent_dim=8, seed=6)
     with running_server(models_dir, root, frontend_dir=FRONTEND_DIR) as running:
@@ -65,12 +95,8 @@ def png_size(content: bytes) -> tuple[int, int]:
 
 
 def expected_display_width(image_width: int, image_height: int) -> int:
-    """Mirror fitImage in app.js: a whole scale of at least 2 when it fits, else fill the preview size."""
-    largest = max(image_width, image_height)
-    whole_scale = PREVIEW_SIZE_PX // largest
-    scale = whole_scale if whole_scale >= 2 else PREVIEW_SIZE_PX / largest
-    # Math.round in JavaScript rounds halves up, unlike Python's round.
-    return math.floor(image_width * scale + 0.5)
+    """Mirror fitImage in app.js: the largest whole scale that fits the preview size, at least 1."""
+    return image_width * max(1, PREVIEW_SIZE_PX // max(image_width, image_height))
 
 
 def assert_no_error_banner(page) -> None:
@@ -187,7 +213,9 @@ def test_page_shows_seed_image(server):
 
     model_select = page.find_id("model")
     labels = sorted(option.text() for option in model_select.find_all("option"))
-    assert labels == ["digits v2 (test-noise)", "noise v1 (test-noise)"]
+    assert labels == [
+        "blobs v1 (test-noise)", "blobs v3 (test-noise)", "digits v2 (test-noise)", "noise v1 (test-noise)",
+    ]  # fmt: skip
     assert "disabled" not in model_select.attributes
 
     image = page.find_id("result")
@@ -221,9 +249,11 @@ def test_page_sets_sliders_from_seed(server):
     )
 
 
+# A grid of 4 is scaled by a whole factor. A grid of 64 (242 px) fits the
+# preview only at its own size, so it is not scaled at all.
 @pytest.mark.browser
-def test_page_grid_disables_sliders(server):
-    count = 4
+@pytest.mark.parametrize("count", [4, 64])
+def test_page_grid_disables_sliders(server, count):
     body = {"model": MODEL, "version": MODEL_VERSION, "seed": SEED, "count": count}
     grid_width, grid_height = png_size(generate(server, body).content)
 
@@ -238,27 +268,152 @@ def test_page_grid_disables_sliders(server):
 
 
 @pytest.mark.browser
-def test_page_picks_first_model_for_unknown_name(server):
-    page = parse_html(dump_dom(f"{server.url}/?model=missing&seed={SEED}"))
+@pytest.mark.parametrize(
+    ("query", "model_label"),
+    [
+        ("", f"{MULTI_VERSION_MODEL} v{LATEST_VERSION}"),
+        (f"?model={MULTI_VERSION_MODEL}", f"{MULTI_VERSION_MODEL} v{LATEST_VERSION}"),
+        (f"?model={MULTI_VERSION_MODEL}&version=1", f"{MULTI_VERSION_MODEL} v1"),
+    ],
+)
+def test_page_link_without_version_shows_latest(server, query, model_label):
+    page = parse_html(dump_dom(f"{server.url}/{query}"))
 
     assert_no_error_banner(page)
-    assert_no_error_status(page)
-    assert page.find_id("result").attributes.get("src", "").startswith("blob:")
+    assert page.find_id("status").text() == ""
+    image = page.find_id("result")
+    assert image.attributes.get("src", "").startswith("blob:")
+    assert re.fullmatch(rf"Image from {model_label}, seed \d+", image.attributes["alt"]), image.attributes["alt"]
 
 
 @pytest.mark.browser
-def test_page_banner_without_models(tmp_path):
+@pytest.mark.parametrize(
+    ("query", "notice", "alt_pattern"),
+    [
+        (
+            "?model=nonexistent&seed=-5&count=1000",
+            "Ignored model=nonexistent from the link: no model of that name is loaded. "
+            "Ignored seed=-5 from the link: use a whole number from 0 to 4294967295. "
+            "Ignored count=1000 from the link: use 1, 4, 9, 16 or 64.",
+            rf"Image from {MULTI_VERSION_MODEL} v{LATEST_VERSION}, seed \d+",
+        ),
+        (
+            "?seed=abc",
+            "Ignored seed=abc from the link: use a whole number from 0 to 4294967295.",
+            rf"Image from {MULTI_VERSION_MODEL} v{LATEST_VERSION}, seed \d+",
+        ),
+        (
+            f"?model={MULTI_VERSION_MODEL}&version=2&seed={SEED}",
+            f"Ignored version=2 from the link: {MULTI_VERSION_MODEL} has versions 1, {LATEST_VERSION}.",
+            rf"Image from {MULTI_VERSION_MODEL} v{LATEST_VERSION}, seed {SEED}",
+        ),
+    ],
+    ids=["model-seed-count", "seed", "version"],
+)
+def test_page_names_ignored_link_parameters(server, query, notice, alt_pattern):
+    page = parse_html(dump_dom(f"{server.url}/{query}"))
+
+    status = page.find_id("status")
+    assert status.text() == notice
+    assert status.attributes["class"].split() == ["status", "notice"]
+    image = page.find_id("result")
+    assert image.attributes.get("src", "").startswith("blob:")
+    assert re.fullmatch(alt_pattern, image.attributes["alt"]), image.attributes["alt"]
+
+
+@pytest.mark.browser
+def test_page_legend_names_all_dimensions(server):
+    page = parse_html(dump_dom(f"{server.url}/?model={MULTI_VERSION_MODEL}&version={LATEST_VERSION}&seed={SEED}"))
+
+    sliders = [element for element in page.find_id("sliders").iter() if element.attributes.get("type") == "range"]
+    assert len(sliders) == LATEST_LATENT_DIM
+    assert page.find_id("latent-summary").text() == f"(all {LATEST_LATENT_DIM} dimensions)"
+    assert "disabled" not in page.find_id("latent").attributes
+
+
+# The controls that need a selected model, a loaded seed or a shown image.
+MODEL_CONTROL_IDS = ["seed", "random-seed", "count", "latent", "reset", "download"]
+
+# Fires what the controls' listeners react to. A click on a disabled control
+# does nothing, so change events go to the fields directly as well.
+USE_CONTROLS_SCRIPT = """
+for (const id of ["random-seed", "reset", "download"]) {
+  document.getElementById(id).click();
+}
+document.getElementById("seed").value = "5";
+for (const id of ["seed", "count"]) {
+  document.getElementById(id).dispatchEvent(new Event("change"));
+}
+true
+"""
+
+
+def disabled_controls(page, ids: list[str]) -> dict[str, bool]:
+    """Return, for each element id, whether the element is disabled by its own attribute or by a disabled fieldset."""
+    script = "document.getElementById({!r}).matches(':disabled')"
+    return {element_id: page.evaluate(script.format(element_id)) for element_id in ids}
+
+
+@pytest.mark.browser
+def test_page_without_models_disables_controls(tmp_path):
     models_dir = tmp_path / "models"
     models_dir.mkdir()
     with running_server(models_dir, tmp_path, frontend_dir=FRONTEND_DIR) as empty_server:
-        page = parse_html(dump_dom(f"{empty_server.url}/"))
+        with open_page(f"{empty_server.url}/", init_script=COLLECT_ERRORS_SCRIPT) as page:
+            page.wait_for("!document.getElementById('error-banner').hidden")
+            banner = element_text(page, "error-banner")
+            role = page.evaluate("document.getElementById('error-banner').getAttribute('role')")
+            options = page.evaluate("[...document.getElementById('model').options].map((option) => option.text)")
+            disabled = disabled_controls(page, ["model", *MODEL_CONTROL_IDS])
 
-    banner = page.find_id("error-banner")
-    assert "hidden" not in banner.attributes
-    assert banner.attributes["role"] == "alert"
-    assert "The service has no models" in banner.text()
-    assert [option.text() for option in page.find_id("model").find_all("option")] == ["No models available"]
-    assert "src" not in page.find_id("result").attributes
+            page.evaluate(USE_CONTROLS_SCRIPT)
+            errors = page.evaluate(PAGE_ERRORS_SCRIPT)
+            status = element_text(page, "status")
+            search = page.evaluate("location.search")
+            has_image = page.evaluate("document.getElementById('result').hasAttribute('src')")
+
+    assert role == "alert"
+    assert banner.startswith("The service has no models.")
+    assert "call POST /models/reload (or restart the service) and reload this page" in banner
+    assert options == ["No models available"]
+    assert disabled == dict.fromkeys(["model", *MODEL_CONTROL_IDS], True)
+    assert errors == []
+    assert status == ""
+    assert search == ""
+    assert not has_image
+
+
+@pytest.mark.browser
+def test_page_clears_image_when_seed_load_fails(tmp_path):
+    models_dir = tmp_path / "models"
+    folder = write_model(models_dir, MODEL, MODEL_VERSION, latent_dim=LATENT_DIM)
+    with running_server(models_dir, tmp_path, frontend_dir=FRONTEND_DIR) as own_server:
+        with open_page(f"{own_server.url}/{PAGE_QUERY}", init_script=COLLECT_ERRORS_SCRIPT) as page:
+            page.wait_for("document.getElementById('result').alt.startsWith('Image from')")
+            shutil.rmtree(folder)
+            assert httpx.post(f"{own_server.url}/models/reload", timeout=30).status_code == 200
+
+            focus(page, "random-seed")
+            page.press("Enter")
+            page.wait_for("document.getElementById('status').classList.contains('error')")
+
+            seed = int(page.evaluate("document.getElementById('seed').value"))
+            body = {"model": MODEL, "version": MODEL_VERSION, "seed": seed, "count": 1}
+            failure = httpx.post(f"{own_server.url}/generate", params={"format": "json"}, json=body, timeout=30)
+            assert failure.status_code == 404
+
+            assert element_text(page, "status") == f"/generate?format=json returned 404: {failure.json()['detail']}"
+            assert page.evaluate("document.getElementById('result').hasAttribute('src')") is False
+            alt = page.evaluate("document.getElementById('result').alt")
+            assert alt == f"No image: seed {seed} of {MODEL} v{MODEL_VERSION} failed to load"
+            assert disabled_controls(page, ["latent", "download"]) == {"latent": True, "download": True}
+            assert page.evaluate("document.getElementById('sliders').children.length") == 0
+            # The seed field and the address keep the requested seed.
+            assert f"seed={seed}&" in page.evaluate("location.search")
+            assert disabled_controls(page, ["seed", "random-seed", "count"]) == dict.fromkeys(
+                ["seed", "random-seed", "count"], False
+            )
+            assert page.evaluate(PAGE_ERRORS_SCRIPT) == []
 
 
 @pytest.mark.browser
@@ -271,6 +426,10 @@ def test_page_banner_without_api():
     assert "hidden" not in banner.attributes
     assert "The model list could not be loaded" in banner.text()
     assert "/models returned 404" in banner.text()
+    # Reset is off through the disabled fieldset "latent" around it.
+    for element_id in ["model", *MODEL_CONTROL_IDS]:
+        if element_id != "reset":
+            assert "disabled" in page.find_id(element_id).attributes, f"{element_id} is enabled"
 
 
 # ---- Screenshot ---------------------------------------------------------------------
@@ -321,6 +480,81 @@ def test_page_screenshot_shows_image(server, tmp_path):
     assert difference < 2.0, f"the image at ({top}, {left}) differs from the PNG by {difference:.1f} levels on average"
     assert displayed.std() > 20, "the image area is blank"
     assert len(np.unique(displayed)) > 16, "the image area shows too few gray levels to be the generated image"
+
+
+# Where the image and the visible part of the preview frame are, in CSS pixels of the viewport.
+PREVIEW_GEOMETRY_SCRIPT = """
+(() => {
+  const frame = document.getElementById("frame");
+  const box = frame.getBoundingClientRect();
+  const image = document.getElementById("result").getBoundingClientRect();
+  return {
+    image: [image.left, image.top, image.width, image.height],
+    visible: [box.left + frame.clientLeft, box.top + frame.clientTop, frame.clientWidth, frame.clientHeight],
+  };
+})()
+"""
+
+
+def visible_part(geometry: dict, margin: int) -> tuple[int, int, int, int]:
+    """Return (left, top, width, height) of the visible part of the image, margin pixels inside its edges.
+
+    The values are whole viewport pixels. Chromium snaps a box at a fractional
+    position to the pixel grid when it paints it, so the image may lie up to
+    one pixel from the returned place. The margin keeps that pixel in the image.
+    """
+    image_left, image_top, image_width, image_height = geometry["image"]
+    box_left, box_top, box_width, box_height = geometry["visible"]
+    left = math.ceil(max(image_left, box_left)) + margin
+    top = math.ceil(max(image_top, box_top)) + margin
+    right = math.floor(min(image_left + image_width, box_left + box_width)) - margin
+    bottom = math.floor(min(image_top + image_height, box_top + box_height)) - margin
+    return left, top, right - left, bottom - top
+
+
+def best_match(shown: np.ndarray, image: np.ndarray, row: int, column: int, slack: int) -> tuple[float, int, int]:
+    """Return the least mean difference between shown and a same-sized part of image near (row, column), and where."""
+    height, width = shown.shape
+    matches = []
+    for top in range(max(0, row - slack), min(image.shape[0] - height, row + slack) + 1):
+        for left in range(max(0, column - slack), min(image.shape[1] - width, column + slack) + 1):
+            part = image[top : top + height, left : left + width]
+            matches.append((float(np.abs(shown - part).mean()), top, left))
+    return min(matches)
+
+
+@pytest.mark.browser
+def test_page_scrolls_image_larger_than_preview(server):
+    count = 64
+    body = {"model": MULTI_VERSION_MODEL, "version": LATEST_VERSION, "seed": SEED, "count": count}
+    with Image.open(io.BytesIO(generate(server, body).content)) as png:
+        grid = np.asarray(png.convert("L"), dtype=np.float32)
+    assert grid.shape[1] > PREVIEW_SIZE_PX
+
+    query = f"?model={MULTI_VERSION_MODEL}&version={LATEST_VERSION}&seed={SEED}&count={count}"
+    with open_page(f"{server.url}/{query}") as page:
+        page.wait_for("document.getElementById('result').style.width")
+        assert page.evaluate("document.getElementById('result').style.width") == f"{grid.shape[1]}px"
+
+        # The top left corner, and the bottom right one after scrolling, show the PNG's pixels unscaled.
+        margin = 2
+        for scroll, corner in ((0, (margin, margin)), (10_000, None)):
+            page.evaluate(f"document.getElementById('frame').scrollTo({scroll}, {scroll}); true")
+            geometry = page.evaluate(PREVIEW_GEOMETRY_SCRIPT)
+            assert geometry["image"][2:] == [grid.shape[1], grid.shape[0]]
+            left, top, width, height = visible_part(geometry, margin)
+            assert min(width, height) >= PREVIEW_SIZE_PX - 30, f"too little of the image is visible: {geometry}"
+
+            with Image.open(io.BytesIO(page.screenshot(left, top, width, height))) as shot:
+                shown = np.asarray(shot.convert("L"), dtype=np.float32)
+            assert shown.shape == (height, width)
+            row, column = round(top - geometry["image"][1]), round(left - geometry["image"][0])
+            difference, row, column = best_match(shown, grid, row, column, slack=1)
+            assert difference < 2.0, f"the image at scroll {scroll} differs from the PNG by {difference:.1f} levels"
+            expected_corner = corner or (grid.shape[0] - height - margin, grid.shape[1] - width - margin)
+            misplaced = f"the frame at scroll {scroll} shows the part from ({row}, {column}), not the corner"
+            assert abs(row - expected_corner[0]) <= 1, misplaced
+            assert abs(column - expected_corner[1]) <= 1, misplaced
 
 
 # ---- Keyboard interaction over the DevTools protocol ---------------------------------
@@ -509,6 +743,9 @@ def test_page_shows_api_error_detail(tmp_path):
 
             assert status == f"/generate returned 404: {failure.json()['detail']}"
             assert "error" in page.evaluate("document.getElementById('status').className")
+            # The image no longer matches the sliders, so it is gone. The sliders stay on for Reset.
+            assert page.evaluate("document.getElementById('result').hasAttribute('src')") is False
+            assert disabled_controls(page, ["latent", "download"]) == {"latent": False, "download": True}
 
 
 @pytest.mark.browser
