@@ -18,16 +18,13 @@ import numpy as np
 import onnxruntime
 from onnxruntime.capi import onnxruntime_pybind11_state
 
-from ganforge.naming import MODEL_NAME_PATTERN
+from ganforge.naming import MODEL_NAME_PATTERN, VERSION_PATTERN
 from service.metadata import METADATA_FILE, ModelLoadError, ModelMetadata, check_regular_file
 from service.settings import resolve_providers
 
 logger = logging.getLogger(__name__)
 
-NAME_PATTERN = MODEL_NAME_PATTERN
 NAME_RULE = "use 1 to 128 characters from A-Z, a-z, 0-9, '.', '_' and '-'"
-# Versions are positive integers without leading zeros, short enough for a 64-bit integer.
-VERSION_PATTERN = re.compile(r"[1-9][0-9]{0,17}")
 GRAPH_FILE = "generator.onnx"
 
 # onnxruntime raises its own exception classes, which derive from Exception
@@ -327,7 +324,7 @@ class ModelRegistry:
             return scan
 
         for name_dir in name_dirs:
-            if not NAME_PATTERN.fullmatch(name_dir.name):
+            if not MODEL_NAME_PATTERN.fullmatch(name_dir.name):
                 scan.invalid[name_dir.name] = f"invalid model name: {NAME_RULE}"
                 continue
             _scan_versions(name_dir, scan)

@@ -4,7 +4,8 @@ import math
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from service.registry import NAME_PATTERN, NAME_RULE
+from ganforge.naming import MODEL_NAME_PATTERN
+from service.registry import NAME_RULE
 from service.settings import MAX_COUNT
 
 # Seeds are limited to the range of a signed 64-bit integer, so that every client can store them.
@@ -38,7 +39,7 @@ class GenerateRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _check_model_name(cls, name: str) -> str:
-        if not NAME_PATTERN.fullmatch(name):
+        if not MODEL_NAME_PATTERN.fullmatch(name):
             raise ValueError(
                 f"invalid model name {name[:140]!r}: {NAME_RULE}"
             )

@@ -512,14 +512,15 @@ def visible_part(geometry: dict, margin: int) -> tuple[int, int, int, int]:
     return left, top, right - left, bottom - top
 
 
-def best_match(shown: np.ndarray, image: np.ndarray, row: int, column: int, slack: int) -> tuple[float, int, int]:
-    """Return the least mean difference between shown and a same-sized part of image near (row, column), and where."""
-    height, width = shown.shape
+def best_match(screenshot: np.ndarray, image: np.ndarray, row: int, column: int, slack: int) -> tuple[float, int, int]:
+    """Return the least mean difference between a screenshot and a same-sized part of image near (row, column),
+    and the row and column of that part."""
+    height, width = screenshot.shape
     matches = []
     for top in range(max(0, row - slack), min(image.shape[0] - height, row + slack) + 1):
         for left in range(max(0, column - slack), min(image.shape[1] - width, column + slack) + 1):
             part = image[top : top + height, left : left + width]
-            matches.append((float(np.abs(shown - part).mean()), top, left))
+            matches.append((float(np.abs(screenshot - part).mean()), top, left))
     return min(matches)
 
 
@@ -546,10 +547,10 @@ def test_page_scrolls_image_larger_than_preview(server):
             assert min(width, height) >= PREVIEW_SIZE_PX - 30, f"too little of the image is visible: {geometry}"
 
             with Image.open(io.BytesIO(page.screenshot(left, top, width, height))) as shot:
-                shown = np.asarray(shot.convert("L"), dtype=np.float32)
-            assert shown.shape == (height, width)
+                screenshot = np.asarray(shot.convert("L"), dtype=np.float32)
+            assert screenshot.shape == (height, width)
             row, column = round(top - geometry["image"][1]), round(left - geometry["image"][0])
-            difference, row, column = best_match(shown, grid, row, column, slack=1)
+            difference, row, column = best_match(screenshot, grid, row, column, slack=1)
             assert difference < 2.0, f"the image at scroll {scroll} differs from the PNG by {difference:.1f} levels"
             expected_corner = corner or (grid.shape[0] - height - margin, grid.shape[1] - width - margin)
             misplaced = f"the frame at scroll {scroll} shows the part from ({row}, {column}), not the corner"

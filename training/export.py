@@ -20,7 +20,7 @@ import tf2onnx
 
 from ganforge.errors import InputError
 from ganforge.naming import VERSION_PATTERN
-from training.export_options import MIN_OPSET, check_export_options
+from training.export_options import check_export_options
 from training.run_folder import read_json_object, write_json_atomic
 
 logger = logging.getLogger(__name__)
@@ -130,8 +130,7 @@ def next_version(models_dir: Path, name: str) -> int:
     return max(versions, default=0) + 1
 
 
-def _validate_target(models_dir: Path, name: str, version: int, overwrite: bool) -> Path:
-    check_export_options(models_dir, name, version, MIN_OPSET)
+def _target_folder(models_dir: Path, name: str, version: int, overwrite: bool) -> Path:
     target = models_dir / name / str(version)
     if target.exists() and not overwrite:
         raise InputError(f"model {name} version {version} already exists in {models_dir}; pass --overwrite or another --version")
@@ -168,7 +167,7 @@ def export_generator(
     check_export_options(models_dir, name, version, opset)
     models_dir.mkdir(parents=True, exist_ok=True)
     version = version if version is not None else next_version(models_dir, name)
-    target = _validate_target(models_dir, name, version, overwrite)
+    target = _target_folder(models_dir, name, version, overwrite)
 
     model = load_generator(h5_path)
     latent_dim, image_shape = generator_shapes(model)
@@ -247,6 +246,6 @@ def export_from_run(
 
     h5_path = h5_path or run_dir / "generator.h5"
     metadata = _metadata_from_run(run_dir)
-    name = name or metadata.pop("run_name", None) or Path(h5_path).stem
-    metadata.pop("run_name", None)
+    run_name = metadata.pop("run_name", None)
+    name = name or run_name or Path(h5_path).stem
     return export_generator(h5_path, models_dir, name, version, metadata, overwrite, opset)
